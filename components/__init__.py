@@ -1,0 +1,1 @@
+"""Pulumi components and the pure logic behind them (config, validation, planning, rendering)."""

@@ -1,0 +1,55 @@
+"""Cluster secrets: the configured ones, or ones generated once and kept encrypted in state."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import pulumi
+from pulumi.dynamic import CreateResult, Resource, ResourceProvider
+from pydantic import SecretStr
+
+TOKEN_BYTES = 32
+
+
+class _GeneratedSecretProvider(ResourceProvider):
+    def create(self, props):
+        return CreateResult(id_=secrets.token_hex(8), outs={"value": secrets.token_urlsafe(TOKEN_BYTES)})
+
+
+class GeneratedSecret(Resource):
+    """A random token made at the first `up` and stable afterwards; only its ciphertext is in state."""
+
+    value: pulumi.Output[str]
+
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(
+            _GeneratedSecretProvider(),
+            name,
+            {"value": None},
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["value"])),
+        )
+
+
+@dataclass(frozen=True)
+class ClusterSecretsArgs:
+    ray_token: SecretStr | None
+    api_key: SecretStr | None
+
+
+class ClusterSecrets(pulumi.ComponentResource):
+    ray_token: pulumi.Output[str]
+    api_key: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ClusterSecretsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ray-vllm-stack:index:ClusterSecrets", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.ray_token = self._secret(f"{name}-ray-token", args.ray_token, child)
+        self.api_key = self._secret(f"{name}-api-key", args.api_key, child)
+        self.register_outputs({"ray_token": self.ray_token, "api_key": self.api_key})
+
+    @staticmethod
+    def _secret(name: str, configured: SecretStr | None, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        if configured is not None:
+            return pulumi.Output.secret(configured.get_secret_value())
+        return pulumi.Output.secret(GeneratedSecret(name, opts).value)

@@ -1,0 +1,63 @@
+"""sha256 manifests of directory trees, in `sha256sum` format so nodes check them with coreutils.
+
+A manifest is a mapping of relative path -> sha256 hex digest; its own digest (the sha256 of its
+rendered text) names a tree's content in one string, which is what the fingerprint and the diffs
+compare.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+from deploys.layout import MANIFEST_NAME
+
+Manifest = dict[str, str]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tree_files(root: Path) -> list[str]:
+    """Relative paths of the regular files under `root`, sorted; hidden entries (tool caches such
+    as huggingface_hub's `.cache/`) and the manifest itself are not content."""
+    files = []
+    for path in root.rglob("*"):
+        relative = path.relative_to(root)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            if str(relative) != MANIFEST_NAME:
+                files.append(str(relative))
+    return sorted(files)
+
+
+def build_manifest(root: Path) -> Manifest:
+    return {name: file_sha256(root / name) for name in tree_files(root)}
+
+
+def render(manifest: Manifest) -> str:
+    return "".join(f"{digest}  {name}\n" for name, digest in sorted(manifest.items()))
+
+
+def parse(text: str) -> Manifest:
+    """Inverse of `render`; ignores lines that are not `<64 hex>  <path>`."""
+    manifest = {}
+    for line in text.splitlines():
+        digest, _, name = line.partition("  ")
+        if len(digest) == 64 and name:
+            manifest[name.lstrip("*")] = digest
+    return manifest
+
+
+def manifest_digest(manifest: Manifest) -> str:
+    return hashlib.sha256(render(manifest).encode()).hexdigest()
+
+
+def lines_digest(lines: Iterable[str]) -> str:
+    """Order-independent digest of text lines (a `pip freeze`, a package list)."""
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()

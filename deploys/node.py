@@ -1,0 +1,76 @@
+"""The steps a node goes through, as pyinfra deploys. Each step is applied and tracked on its own
+(one Pulumi resource per node and step); `provision_node` runs them all in order for the CLI.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from pyinfra.api import deploy
+
+from deploys import operations
+from deploys.specs import (
+    ModelWeightsSpec,
+    NodePlan,
+    NvidiaSpec,
+    PythonEnvSpec,
+    PythonRuntimeSpec,
+    RuntimeEnvSpec,
+    SystemPackagesSpec,
+)
+
+
+@deploy("NVIDIA preflight")
+def nvidia_preflight(spec: NvidiaSpec):
+    operations.nvidia_driver(
+        name="Check that the NVIDIA driver runs the pinned torch's CUDA",
+        min_driver=spec.min_driver,
+        cuda=spec.cuda,
+        install=spec.install,
+    )
+
+
+@deploy("System packages")
+def system_packages(spec: SystemPackagesSpec):
+    operations.debs_installed(name="Install missing system packages from the controller's .debs", spec=spec)
+
+
+@deploy("Python runtime")
+def python_runtime(spec: PythonRuntimeSpec):
+    operations.python_version(
+        name=f"Check that {spec.interpreter} is {spec.version}", version=spec.version, interpreter=spec.interpreter
+    )
+
+
+@deploy("Python environment")
+def python_env(spec: PythonEnvSpec):
+    operations.tree_synced(name="Push the wheelhouse", tree=spec.wheelhouse)
+    operations.venv_installed(name="Install the locked package set into the venv", spec=spec)
+
+
+@deploy("Model weights")
+def model_weights(spec: ModelWeightsSpec):
+    operations.tree_synced(name="Push the model weights and verify their checksums", tree=spec.tree)
+    destination = PurePosixPath(spec.tree.destination)
+    operations.models_retained(
+        name="Remove models beyond the retention",
+        root=str(destination.parent),
+        current=destination.name,
+        keep_previous=spec.keep_previous,
+    )
+
+
+@deploy("Runtime environment")
+def runtime_env(spec: RuntimeEnvSpec):
+    operations.runtime_env_file(name=f"Write {spec.path}", spec=spec)
+
+
+@deploy("Provision node")
+def provision_node(plan: NodePlan):
+    if plan.nvidia is not None:
+        nvidia_preflight(plan.nvidia)
+    system_packages(plan.system_packages)
+    python_runtime(plan.python_runtime)
+    python_env(plan.python_env)
+    model_weights(plan.model_weights)
+    runtime_env(plan.runtime_env)

@@ -1,0 +1,79 @@
+"""What each step looks like on a node right now: the values `pulumi refresh` records and the
+diff compares with what the step left behind when it last ran. Read-only (facts only).
+"""
+
+from __future__ import annotations
+
+from pyinfra.api import Host
+from pyinfra.facts.files import FileContents, Sha256File
+
+from deploys import manifest as manifests
+from deploys.facts import (
+    CpuCount,
+    InstalledDebs,
+    Ipv4Addresses,
+    MemoryBytes,
+    NvidiaSmi,
+    OsRelease,
+    PythonVersion,
+    SyncedTree,
+    VenvPackages,
+)
+from deploys.runtime_env import parse_env_file
+from deploys.specs import (
+    ModelWeightsSpec,
+    NvidiaSpec,
+    PythonEnvSpec,
+    PythonRuntimeSpec,
+    RuntimeEnvSpec,
+    SystemPackagesSpec,
+)
+
+
+def host_facts(host: Host) -> dict:
+    release = host.get_fact(OsRelease)
+    return {
+        "os": release.get("PRETTY_NAME") or release.get("ID"),
+        "os_id": release.get("ID"),
+        "os_version": release.get("VERSION_ID"),
+        "python": host.get_fact(PythonVersion),
+        "cpus": host.get_fact(CpuCount),
+        "memory_bytes": host.get_fact(MemoryBytes),
+        "addresses": host.get_fact(Ipv4Addresses),
+        "nvidia": host.get_fact(NvidiaSmi),
+    }
+
+
+def nvidia_driver(host: Host, spec: NvidiaSpec) -> dict:
+    smi = host.get_fact(NvidiaSmi) or {}
+    return {"driver": smi.get("driver"), "cuda": smi.get("cuda"), "gpus": smi.get("gpus") or []}
+
+
+def system_packages(host: Host, spec: SystemPackagesSpec) -> dict:
+    installed = host.get_fact(InstalledDebs)
+    return {"missing": [package for package in spec.packages if package not in installed]}
+
+
+def python_runtime(host: Host, spec: PythonRuntimeSpec) -> dict:
+    return {"version": host.get_fact(PythonVersion, interpreter=spec.interpreter)}
+
+
+def python_env(host: Host, spec: PythonEnvSpec) -> dict:
+    venv = host.get_fact(VenvPackages, venv=spec.venv)
+    if venv is None:
+        return {"lock": None, "packages_digest": None}
+    return {
+        "lock": venv["record"]["lock"] if venv["record"] else None,
+        "packages_digest": manifests.lines_digest(venv["freeze"]),
+    }
+
+
+def model_weights(host: Host, spec: ModelWeightsSpec) -> dict:
+    tree = host.get_fact(SyncedTree, path=spec.tree.destination, verify_content=True)
+    digest = manifests.manifest_digest(manifests.parse(tree["manifest"])) if tree["manifest"] is not None else None
+    return {"manifest_digest": digest, "failed": tree["failed"]}
+
+
+def runtime_env(host: Host, spec: RuntimeEnvSpec) -> dict:
+    lines = host.get_fact(FileContents, path=spec.path)
+    return {"env": parse_env_file(lines) if lines is not None else None, "sha256": host.get_fact(Sha256File, path=spec.path)}

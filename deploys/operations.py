@@ -1,0 +1,247 @@
+"""Operations: compare a node's facts with the desired state and yield the commands that close the
+gap, or `host.noop(<why nothing to do>)`. Every shell argument is quoted.
+
+Checks that must stop a node before anything changes (Python version, NVIDIA driver) raise
+`OperationError` while pyinfra prepares the operations, i.e. before any command runs.
+"""
+
+from __future__ import annotations
+
+import shlex
+from io import StringIO
+from pathlib import PurePosixPath
+
+from pyinfra import host
+from pyinfra.api import FunctionCommand, OperationError, operation
+from pyinfra.operations import files
+
+from deploys import manifest as manifests
+from deploys.facts import (
+    ChildDirectories,
+    InstalledDebs,
+    Ipv4Addresses,
+    NvidiaSmi,
+    PythonVersion,
+    SyncedTree,
+    VenvPackages,
+)
+from deploys.layout import DEBS_DIR, MANIFEST_NAME, VENV_RECORD_NAME
+from deploys.runtime_env import render_env_file, runtime_env
+from deploys.specs import (
+    DebFile,
+    NvidiaDriverInstall,
+    PythonEnvSpec,
+    RuntimeEnvSpec,
+    SystemPackagesSpec,
+    TreeSpec,
+)
+from deploys.transfer import push_files
+from nodes.lockfile import normalize_name
+
+# Present in every venv `python3 -m venv` makes; never uninstalled as extras.
+VENV_BASE_PACKAGES = frozenset({"pip", "setuptools", "wheel"})
+NVIDIA_KEYRING = "/usr/share/keyrings/ray-vllm-stack-nvidia.gpg"
+NVIDIA_SOURCE_LIST = "/etc/apt/sources.list.d/ray-vllm-stack-nvidia.list"
+_PUSHED = ".MANIFEST.pushed"
+_NEW_MANIFEST = ".MANIFEST.new"
+_APT = "DEBIAN_FRONTEND=noninteractive apt-get"
+
+
+def _q(*arguments: str) -> str:
+    return " ".join(shlex.quote(str(argument)) for argument in arguments)
+
+
+@operation()
+def debs_installed(spec: SystemPackagesSpec):
+    """Installs the missing packages of `spec.packages` from .deb files pushed from the controller
+    (nodes have no route to a Debian mirror)."""
+    installed = host.get_fact(InstalledDebs)
+    missing = [package for package in spec.packages if package not in installed]
+    if not missing:
+        host.noop(f"installed: {', '.join(spec.packages)}")
+        return
+    needed = missing_closure(missing, spec.debs, installed)
+    debs = [spec.debs[name].file for name in needed]
+    yield FunctionCommand(push_files, (spec.debs_dir, debs, DEBS_DIR, {}), {})
+    yield f"cd {_q(DEBS_DIR)} && {_APT} install -y --no-download --no-install-recommends {_q(*(f'./{deb}' for deb in debs))}"
+
+
+def missing_closure(missing: list[str], debs: dict[str, DebFile], installed: dict[str, str]) -> list[str]:
+    """`missing` plus their dependencies that are not installed, each with a .deb in `debs`."""
+    needed: list[str] = []
+    pending = list(missing)
+    while pending:
+        name = pending.pop(0)
+        if name in needed or name in installed:
+            continue
+        if name not in debs:
+            raise OperationError(
+                f"system package {name} is missing and the controller has no .deb for it; "
+                "add it to the node's system packages so it is downloaded"
+            )
+        needed.append(name)
+        pending += debs[name].depends
+    return needed
+
+
+@operation()
+def python_version(version: str, interpreter: str = "python3"):
+    """Fails unless the node's interpreter is exactly `version`: Ray refuses nodes whose Python
+    patch version differs, so a mismatch must stop provisioning, not surface at `ray start`."""
+    found = host.get_fact(PythonVersion, interpreter=interpreter)
+    if found != version:
+        raise OperationError(
+            f"{interpreter} is {found or 'not installed'} but software.python pins {version}; "
+            f"every node must run exactly {version} (install it, or change the pin)"
+        )
+    host.noop(f"{interpreter} is {version}")
+    yield from ()
+
+
+@operation()
+def tree_synced(tree: TreeSpec):
+    """Makes `tree.destination` hold `tree.source`'s content: pushes only files whose digest differs
+    or that the node reports missing/corrupt, checks what arrived, then writes the manifest."""
+    remote = host.get_fact(SyncedTree, path=tree.destination, verify_content=tree.verify_content)
+    remote_entries = manifests.parse(remote["manifest"] or "")
+    if remote_entries == tree.entries and not remote["failed"]:
+        host.noop(f"{tree.destination} matches manifest {tree.digest[:12]}")
+        return
+    to_push = sorted(
+        name for name, digest in tree.entries.items() if remote_entries.get(name) != digest or name in remote["failed"]
+    )
+    stale = sorted(name for name in set(remote_entries) - set(tree.entries) if _inside(name))
+    destination = tree.destination
+    if remote["manifest"] is not None:
+        # Invalidate first: a push cut short leaves no manifest, so the next check re-pushes.
+        yield f"rm -f {_q(f'{destination}/{MANIFEST_NAME}')}"
+    if stale:
+        yield f"cd {_q(destination)} && rm -f -- {_q(*stale)}"
+    pushed = {name: tree.entries[name] for name in to_push}
+    extra = {_NEW_MANIFEST: tree.manifest, _PUSHED: manifests.render(pushed)}
+    yield FunctionCommand(push_files, (tree.source, to_push, destination, extra), {})
+    yield (
+        f"cd {_q(destination)} && failed=$(sha256sum -c {_PUSHED} 2>/dev/null | sed -n 's/: FAILED.*$//p' | tr '\\n' ' ') "
+        f'&& if [ -n "$failed" ]; then echo "checksum mismatch in {destination}: $failed" >&2; exit 1; fi '
+        f"&& mv {_NEW_MANIFEST} {MANIFEST_NAME} && rm -f {_PUSHED}"
+    )
+
+
+def _inside(name: str) -> bool:
+    """A manifest entry read from a node names a file inside its tree (never `..` or absolute)."""
+    path = PurePosixPath(name)
+    return not path.is_absolute() and ".." not in path.parts
+
+
+@operation()
+def venv_installed(spec: PythonEnvSpec):
+    """The venv holds exactly the locked package set (plus our plugin wheels), installed offline
+    from the pushed wheelhouse with hash checking; extra packages are removed.
+
+    The venv records the lock key and its `pip freeze --all` right after install, so a package
+    changed by hand is seen (the freeze differs from the record) and repaired by the next run.
+    """
+    venv = host.get_fact(VenvPackages, venv=spec.venv)
+    record = venv and venv["record"]
+    if record and record["lock"] == spec.lock_key and manifests.lines_digest(venv["freeze"]) == manifests.lines_digest(record["freeze"]):
+        host.noop(f"{spec.venv} holds lock {spec.lock_key}")
+        return
+    python = f"{spec.venv}/bin/python"
+    pip = f"{_q(python)} -m pip --disable-pip-version-check --no-cache-dir"
+    wheelhouse = spec.wheelhouse.destination
+    if venv is None:
+        yield f"{_q(spec.interpreter)} -m venv {_q(spec.venv)}"
+    yield (
+        f"{pip} install --quiet --no-index --only-binary=:all: --require-hashes --no-deps "
+        f"--find-links {_q(wheelhouse)} --requirement {_q(f'{wheelhouse}/{spec.lock_file}')}"
+    )
+    if spec.plugin_wheels:
+        plugins = [f"{wheelhouse}/{wheel}" for wheel in spec.plugin_wheels]
+        yield f"{pip} install --quiet --no-index --no-deps --force-reinstall {_q(*plugins)}"
+    extras = sorted(freeze_names(venv["freeze"] if venv else []) - set(spec.packages) - VENV_BASE_PACKAGES)
+    if extras:
+        yield f"{pip} uninstall --yes {_q(*extras)}"
+    record_file = f"{spec.venv}/{VENV_RECORD_NAME}"
+    yield (
+        f"{{ echo {_q(f'lock {spec.lock_key}')}; {_q(python)} -m pip freeze --all --disable-pip-version-check; }} "
+        f"> {_q(record_file + '.new')} && mv {_q(record_file + '.new')} {_q(record_file)}"
+    )
+
+
+def freeze_names(freeze: list[str]) -> set[str]:
+    """Normalized distribution names of `pip freeze` lines (`name==1.0`, `name @ file:///...`)."""
+    names = set()
+    for line in freeze:
+        name = line.split("==", 1)[0].split(" @ ", 1)[0].strip()
+        if name and not name.startswith(("-", "#")):
+            names.add(normalize_name(name))
+    return names
+
+
+@operation()
+def models_retained(root: str, current: str, keep_previous: int):
+    """Keeps the current model and the `keep_previous` newest others under `root`."""
+    others = [name for name in host.get_fact(ChildDirectories, path=root) if name != current]
+    expired = [name for name in others[keep_previous:] if _inside(name)]
+    if not expired:
+        host.noop(f"{len(others)} older model(s) under {root}, keeping up to {keep_previous}")
+        return
+    yield f"cd {_q(root)} && rm -rf -- {_q(*expired)}"
+
+
+@operation()
+def runtime_env_file(spec: RuntimeEnvSpec):
+    """Writes the node's runtime environment, derived from the interface carrying its address."""
+    try:
+        env = runtime_env(spec, host.get_fact(Ipv4Addresses))
+    except ValueError as error:
+        raise OperationError(str(error)) from None
+    yield from files.put._inner(src=StringIO(render_env_file(env)), dest=spec.path, mode="644")
+
+
+@operation()
+def nvidia_driver(min_driver: str, cuda: str, install: NvidiaDriverInstall | None = None):
+    """Preflight: a driver new enough for the pinned torch's CUDA; without one, installs the
+    configured pinned driver, or fails before anything on the node changed."""
+    problem = driver_problem(host.get_fact(NvidiaSmi), min_driver, cuda)
+    if problem is None:
+        host.noop(f"NVIDIA driver is >= {min_driver} (CUDA {cuda})")
+        return
+    if install is None:
+        raise OperationError(
+            f"nvidia preflight failed: {problem}; install the NVIDIA driver >= {min_driver} (or set accelerator: cpu)"
+        )
+    yield from driver_install_commands(install)
+    yield (
+        "driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n1) "
+        f'&& dpkg --compare-versions "$driver" ge {_q(min_driver)} '
+        f'|| {{ echo "nvidia preflight failed after installing the driver: found \'$driver\', need >= {min_driver}; '
+        'reboot the host to load the driver module, then run again" >&2; exit 1; }'
+    )
+
+
+def driver_problem(smi: dict | None, min_driver: str, cuda: str) -> str | None:
+    """Why the node's driver cannot run CUDA `cuda`, or None when it can."""
+    if smi is None:
+        return "nvidia-smi not found"
+    if smi["error"] or not smi["driver"]:
+        return f"nvidia-smi failed: {smi['error'] or 'no GPU listed'}"
+    if _version(smi["driver"]) < _version(min_driver):
+        return f"driver {smi['driver']} is older than {min_driver}, the minimum for CUDA {cuda} (the pinned torch build)"
+    return None
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+def driver_install_commands(install: NvidiaDriverInstall):
+    """The configured apt repository (signed), its index alone, then the pinned packages."""
+    source = f"deb [signed-by={NVIDIA_KEYRING}] {install.url} {install.suite}\n"
+    yield from files.put._inner(src=install.keyring, dest=NVIDIA_KEYRING, mode="644")
+    yield from files.put._inner(src=StringIO(source), dest=NVIDIA_SOURCE_LIST, mode="644")
+    yield (
+        f"{_APT} update -o Dir::Etc::sourcelist={_q(NVIDIA_SOURCE_LIST)} "
+        "-o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0"
+    )
+    yield f"{_APT} install -y --no-install-recommends {_q(*install.packages)}"

@@ -1,0 +1,91 @@
+"""Apply any pyinfra deploy to a list of hosts from Python and report per host.
+
+    results = run_deploy(hosts, node.python_env, spec=spec, observe=observe.python_env)
+    results["lab1"].error      # "lab1: Python environment / Install ...: <stderr tail>" or None
+
+Each call runs pyinfra in a child process (`deploys.worker`): pyinfra keeps its state in module
+globals and wants gevent's monkey patching, neither of which may leak into the caller (Pulumi's
+dynamic provider serves requests from a gRPC thread pool). A host that cannot be reached or whose
+step fails gets an error naming it; the other hosts carry on.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from components.config import HostConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = REPO_ROOT / ".cache" / "logs" / "provision"
+
+
+@dataclass(frozen=True)
+class HostKeyPolicy:
+    """How SSH treats host keys; the default suits real hosts, the lab resets keys on every boot."""
+
+    known_hosts_file: str = "~/.ssh/known_hosts"
+    strict: str = "accept-new"
+
+
+LAB_HOST_KEYS = HostKeyPolicy(known_hosts_file="/dev/null", strict="no")
+
+
+@dataclass
+class HostResult:
+    name: str
+    changed: bool = False
+    error: str | None = None
+    facts: dict = field(default_factory=dict)
+    """What `observe` returned for the host after the deploy (empty without `observe` or on error)."""
+    pushed_bytes: int = 0
+    seconds: float = 0.0
+
+
+class DeployError(RuntimeError):
+    """The child process itself failed (not a host): its log tail says why."""
+
+
+def run_deploy(
+    hosts: list[HostConfig],
+    deploy_fn: Callable[..., None] | None,
+    *,
+    observe: Callable[..., dict] | None = None,
+    host_keys: HostKeyPolicy = HostKeyPolicy(),
+    log_name: str | None = None,
+    **data,
+) -> dict[str, HostResult]:
+    """Runs `deploy_fn(**data)` on every host (in parallel), then `observe(host, **data)` on the
+    hosts that succeeded. Both must be importable module-level functions; `data` must pickle.
+    `deploy_fn=None` only observes (what `pulumi refresh` needs).
+
+    The child's log goes to `.cache/logs/provision/<log_name or host names>.log`.
+    """
+    request = {"hosts": hosts, "deploy_fn": deploy_fn, "observe": observe, "host_keys": host_keys, "data": data}
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = LOG_DIR / f"{log_name or '-'.join(host.name for host in hosts)}.log"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    with tempfile.NamedTemporaryFile(prefix="rvs-deploy-", suffix=".pickle") as result_file:
+        with log_path.open("ab") as log:
+            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {getattr(deploy_fn, '__name__', 'observe')}\n".encode())
+            log.flush()
+            child = subprocess.run(
+                [sys.executable, "-m", "deploys.worker", result_file.name],
+                input=pickle.dumps(request),
+                stdout=log,
+                stderr=log,
+                cwd=REPO_ROOT,
+                env=env,
+            )
+        if child.returncode != 0:
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+            raise DeployError(f"the pyinfra runner exited {child.returncode} (log: {log_path}):\n{tail}")
+        raw = pickle.loads(Path(result_file.name).read_bytes())
+    return {name: HostResult(**values) for name, values in raw.items()}

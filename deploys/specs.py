@@ -1,0 +1,119 @@
+"""Desired state of each provisioning step: plain, validated, serializable values.
+
+The same objects are Pulumi inputs (as JSON, so `preview` diffs them), pyinfra host data for the
+CLI, and the arguments of the deploys in `deploys.node`. Nothing here touches a host.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from deploys import manifest as manifests
+from deploys.layout import ENV_FILE, VENV
+
+PINNED_DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]*=[A-Za-z0-9.+~:-]+$")
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DebFile(Spec):
+    """One .deb in the controller's cache and the packages it depends on (first alternatives)."""
+
+    file: str
+    version: str
+    depends: tuple[str, ...] = ()
+
+
+class SystemPackagesSpec(Spec):
+    packages: tuple[str, ...] = Field(description="Debian packages every node needs.")
+    debs_dir: str = Field(description="Controller folder holding the .deb files of `debs`.")
+    debs: dict[str, DebFile] = Field(
+        default_factory=dict, description="The packages and their dependency closure, downloaded once."
+    )
+
+
+class PythonRuntimeSpec(Spec):
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    interpreter: str = "python3"
+
+
+class TreeSpec(Spec):
+    """A controller directory copied to the same content on a node, described by its manifest."""
+
+    source: str
+    destination: str
+    manifest: str = Field(description="`sha256sum` lines of every file, as `deploys.manifest.render` writes them.")
+    verify_content: bool = Field(
+        description="Hash every file on the node when checking (weights); else only check presence "
+        "(wheels, whose hashes pip checks at install)."
+    )
+
+    @cached_property
+    def entries(self) -> manifests.Manifest:
+        return manifests.parse(self.manifest)
+
+    @cached_property
+    def digest(self) -> str:
+        return manifests.manifest_digest(self.entries)
+
+
+class PythonEnvSpec(Spec):
+    wheelhouse: TreeSpec
+    lock_key: str = Field(description="Names the lock the wheelhouse was built from.")
+    lock_file: str = Field(description="The lock, relative to the wheelhouse.")
+    plugin_wheels: tuple[str, ...] = Field((), description="Our own wheels, relative to the wheelhouse; installed --no-deps.")
+    packages: tuple[str, ...] = Field(description="Normalized names the venv holds: the lock's plus the plugins'.")
+    venv: str = VENV
+    interpreter: str = "python3"
+
+
+class ModelWeightsSpec(Spec):
+    tree: TreeSpec
+    keep_previous: int = Field(1, ge=0, description="Other model folders kept on the node, newest first.")
+
+
+class RuntimeEnvSpec(Spec):
+    address: str = Field(description="The node's cluster address; its interface carries GLOO/NCCL traffic.")
+    interface: str | None = Field(None, description="Overrides the detected interface.")
+    nccl_ib_disable: bool = True
+    overrides: dict[str, str] = Field(default_factory=dict, description="Any variable, set last.")
+    path: str = ENV_FILE
+
+
+class NvidiaDriverInstall(Spec):
+    """A pinned NVIDIA driver (and CUDA toolkit) from an apt repository the node can reach."""
+
+    url: str = Field(description="Repository URL, e.g. a LAN mirror of NVIDIA's debian12/x86_64 CUDA repository.")
+    suite: str = Field("/", description="`/` for NVIDIA's flat repositories.")
+    keyring: str = Field(description="Controller path of the repository's signing key (binary .gpg).")
+    packages: tuple[str, ...] = Field(min_length=1, description="Pinned `name=version`, e.g. cuda-drivers=580.65.06-1.")
+
+    @field_validator("packages")
+    @classmethod
+    def _pinned(cls, packages: tuple[str, ...]) -> tuple[str, ...]:
+        loose = [package for package in packages if not PINNED_DEB.match(package)]
+        if loose:
+            raise ValueError(f"pin every package as name=version: {', '.join(loose)}")
+        return packages
+
+
+class NvidiaSpec(Spec):
+    min_driver: str = Field(pattern=r"^\d+(\.\d+)*$", description="Oldest driver that runs the pinned torch's CUDA.")
+    cuda: str = Field(description="CUDA version of the pinned torch build.")
+    install: NvidiaDriverInstall | None = None
+
+
+class NodePlan(Spec):
+    """Every step's desired state for one node, in the order `deploys.node.provision_node` runs them."""
+
+    nvidia: NvidiaSpec | None = None
+    system_packages: SystemPackagesSpec
+    python_runtime: PythonRuntimeSpec
+    python_env: PythonEnvSpec
+    model_weights: ModelWeightsSpec
+    runtime_env: RuntimeEnvSpec

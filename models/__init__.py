@@ -1,0 +1,1 @@
+"""Models this stack serves in tests, made locally (no hub is reachable)."""

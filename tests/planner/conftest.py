@@ -1,0 +1,42 @@
+"""Shared paths and shapes for the planner tests (pure arithmetic: no engine, no GPUs)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = REPO_ROOT / "models" / "configs"
+
+# `components` is imported from the checkout, which the pytest console script does not put on sys.path.
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from components.planner import ModelShape  # noqa: E402
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture
+def tiny_path() -> Path:
+    return CONFIGS / "tiny-qwen2" / "config.json"
+
+
+@pytest.fixture
+def qwen32b_path() -> Path:
+    return CONFIGS / "Qwen2.5-32B-Instruct-AWQ" / "config.json"
+
+
+@pytest.fixture
+def tiny(tiny_path: Path) -> ModelShape:
+    """4 layers, hidden 256, 4 heads / 2 KV heads of 64, intermediate 512, vocab 4096, tied, bf16."""
+    return ModelShape.from_config_json(tiny_path)
+
+
+@pytest.fixture
+def qwen32b(qwen32b_path: Path) -> ModelShape:
+    """64 layers, hidden 5120, 40 heads / 8 KV heads of 128, intermediate 27648, vocab 152064, untied, AWQ."""
+    return ModelShape.from_config_json(qwen32b_path)

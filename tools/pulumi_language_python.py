@@ -1,0 +1,115 @@
+"""A Python language host for the Pulumi CLI, for machines where Pulumi's own cannot be built.
+
+Pulumi's Go language host (`pulumi-language-python`) lives in an untagged Go module that the
+package registries reachable here do not serve (see README, "Troubleshooting"). The engine
+only needs a gRPC `LanguageRuntime` that can run the program, so this one implements that
+contract over the SDK's own generated stubs and delegates the real work to Pulumi's
+`pulumi-language-python-exec` script, exactly as the Go host does.
+
+The engine starts it as `pulumi-language-python [-flags...] <engine-address>`, reads the port
+it listens on from the first line of stdout, and calls `Run` once per preview/update.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from google.protobuf import empty_pb2
+from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
+
+# Exit status with which the exec script says it already showed the user an actionable error.
+EXITED_AFTER_USER_MESSAGE = 32
+
+EXEC_SCRIPT = Path(__file__).with_name("pulumi-language-python-exec")
+
+
+class PythonLanguageRuntime(language_pb2_grpc.LanguageRuntimeServicer):
+    def __init__(self, engine_address: str, version: str):
+        self.engine_address = engine_address
+        self.version = version
+
+    def Handshake(self, request, context):
+        self.engine_address = request.engine_address or self.engine_address
+        return language_pb2.LanguageHandshakeResponse()
+
+    def GetPluginInfo(self, request, context):
+        return plugin_pb2.PluginInfo(version=self.version)
+
+    def GetRequiredPlugins(self, request, context):
+        # Plugins are installed by `make setup`, never acquired at run time.
+        return language_pb2.GetRequiredPluginsResponse()
+
+    def GetRequiredPackages(self, request, context):
+        return language_pb2.GetRequiredPackagesResponse()
+
+    def InstallDependencies(self, request, context):
+        # Dependencies come from the hash-locked `.venv` that `make setup` builds.
+        return iter(())
+
+    def About(self, request, context):
+        return language_pb2.AboutResponse(
+            executable=sys.executable, version=sys.version.split()[0]
+        )
+
+    def GetProgramDependencies(self, request, context):
+        return language_pb2.GetProgramDependenciesResponse()
+
+    def Cancel(self, request, context):
+        return empty_pb2.Empty()
+
+    def Run(self, request, context):
+        env = dict(os.environ)
+        env["PULUMI_CONFIG"] = json.dumps(dict(request.config))
+        env["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(list(request.configSecretKeys))
+        status = subprocess.call(
+            [sys.executable, "-u", str(EXEC_SCRIPT), *self._exec_arguments(request)],
+            env=env,
+        )
+        if status == 0:
+            return language_pb2.RunResponse()
+        if status == EXITED_AFTER_USER_MESSAGE:
+            return language_pb2.RunResponse(bail=True)
+        return language_pb2.RunResponse(
+            error=f"program exited with non-zero exit code: {status}"
+        )
+
+    def _exec_arguments(self, request) -> list[str]:
+        flags = {
+            "monitor": request.monitor_address,
+            "engine": self.engine_address,
+            "project": request.project,
+            "root_directory": request.info.root_directory,
+            "stack": request.stack,
+            "pwd": request.pwd,
+            "dry_run": "true" if request.dryRun else "false",
+            "parallel": str(request.parallel),
+            "organization": request.organization,
+        }
+        arguments = [item for key, value in flags.items() if value for item in (f"--{key}", value)]
+        return [*arguments, request.info.entry_point or ".", *request.args]
+
+
+def main(argv: list[str]) -> None:
+    positional = [arg for arg in argv if not arg.startswith("-")]
+    engine_address = positional[-1] if positional else ""
+    version = os.environ.get("RVS_PULUMI_VERSION", "0.0.0").lstrip("v")
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(
+        PythonLanguageRuntime(engine_address, version), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(port, flush=True)
+    try:
+        server.wait_for_termination()
+    except KeyboardInterrupt:  # the engine interrupts its plugins when it is done with them
+        server.stop(grace=None)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
