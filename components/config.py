@@ -151,7 +151,8 @@ class StackConfig(StrictModel):
 
     @property
     def accelerator(self) -> Literal["nvidia", "cpu"]:
-        return self.head.accelerator
+        """The cluster's kind; validation rejects a mix, so the first host speaks for all."""
+        return self.hosts[0].accelerator
 
 
 SECRET_KEYS = ("ray_token", "api_key", "hf_token")

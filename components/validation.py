@@ -122,7 +122,7 @@ def _describe(error: dict[str, Any], hosts_source: str) -> str:
         suggestion = _suggest(location)
         return f"{key}: unknown key{suggestion}; remove it or fix its spelling"
     if error["type"] == "literal_error":
-        choices = error["ctx"]["expected"].replace("'", "")
+        choices = error["ctx"]["expected"].replace("'", "").replace(" or ", ", ")
         return f"{key}: unknown value {error['input']!r}; use one of: {choices}"
     if error["type"] == "missing":
         return f"{key}: required; set it in Pulumi.<stack>.yaml"

@@ -1,7 +1,9 @@
 import shutil
 import subprocess
 import tempfile
+import time
 import tomllib
+from pathlib import Path
 
 import pytest
 from conftest import CPU_VENV_PYTHON, PLUGIN_SOURCE, requires_cpu_venv
@@ -83,4 +85,13 @@ ray.shutdown()
     try:
         assert run_in_cpu_venv(code, ray_temp) == "['0']"
     finally:
-        shutil.rmtree(ray_temp, ignore_errors=True)
+        remove_when_writers_exit(Path(ray_temp))
+
+
+def remove_when_writers_exit(folder: Path, attempts: int = 10) -> None:
+    """Ray's helper processes may still write logs for a moment after the driver exits."""
+    for _ in range(attempts):
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return
+        time.sleep(1)

@@ -1,18 +1,13 @@
 """Shared paths and shapes for the planner tests (pure arithmetic: no engine, no GPUs)."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
+from components.planner import ModelShape
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = REPO_ROOT / "models" / "configs"
-
-# `components` is imported from the checkout, which the pytest console script does not put on sys.path.
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from components.planner import ModelShape  # noqa: E402
 
 
 @pytest.fixture

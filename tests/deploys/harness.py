@@ -1,0 +1,73 @@
+"""Runs an operation's generator against recorded facts, pyinfra-test style: no SSH, no state.
+
+`FakeHost` answers `get_fact` from a {fact class name[:first argument]: value} table and records `noop` reasons;
+commands come back as plain data (shell strings, calls, uploads) to compare with the JSON cases.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from io import StringIO
+from pathlib import Path
+
+from pydantic import TypeAdapter
+from pyinfra.api import Config, FileUploadCommand, FunctionCommand, StringCommand
+from pyinfra.context import ctx_host, ctx_state
+
+CASES = Path(__file__).parent / "cases"
+
+
+class FakeHost:
+    name = "lab1"
+    current_op_global_arguments: dict = {}
+
+    def __init__(self, facts: dict):
+        self.facts = facts
+        self.noops: list[str] = []
+
+    def get_fact(self, cls, *args, **kwargs):
+        """`"<Fact>:<first argument>"` entries answer for that argument only, `"<Fact>"` for any."""
+        arguments = [*args, *kwargs.values()]
+        if arguments and f"{cls.__name__}:{arguments[0]}" in self.facts:
+            return self.facts[f"{cls.__name__}:{arguments[0]}"]
+        return self.facts.get(cls.__name__, cls.default())
+
+    def noop(self, description: str) -> None:
+        self.noops.append(description)
+
+    def get_temp_filename(self, *args, **kwargs) -> str:
+        return "/tmp/pyinfra-temp"
+
+
+class FakeState:
+    config = Config()
+    cwd = None
+
+
+def load_cases(filename: str) -> list[dict]:
+    cases = json.loads((CASES / filename).read_text())
+    return [dict(case, id=case["name"]) for case in cases]
+
+
+def render(command) -> object:
+    if isinstance(command, str):  # operations may yield plain strings; pyinfra wraps them
+        return command
+    if isinstance(command, StringCommand):
+        return command.get_raw_value()
+    if isinstance(command, FunctionCommand):
+        return {"call": command.function.__name__, "args": json.loads(json.dumps(command.args))}
+    if isinstance(command, FileUploadCommand):
+        content = command.src.getvalue() if isinstance(command.src, StringIO) else str(command.src)
+        return {"upload": command.dest, "content": content}
+    raise TypeError(f"unexpected command {command!r}")
+
+
+def run_operation(operation, args: dict, facts: dict) -> tuple[list, list[str]]:
+    """(commands, noop reasons) of `operation` with `args` given as JSON (specs validated)."""
+    hints = typing.get_type_hints(operation._inner)
+    typed = {key: TypeAdapter(hints[key]).validate_python(value) for key, value in args.items()}
+    host = FakeHost(facts)
+    with ctx_state.use(FakeState()), ctx_host.use(host):
+        commands = [render(command) for command in operation._inner(**typed)]
+    return commands, host.noops

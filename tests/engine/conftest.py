@@ -1,0 +1,73 @@
+"""Drive the real Pulumi CLI against a throwaway file backend, never the project's own state."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+PULUMI_VERSION = next(
+    line.split(":=")[1].strip() for line in (REPO_ROOT / "Makefile").read_text().splitlines()
+    if line.startswith("PULUMI_VERSION")
+)
+PULUMI_BIN = REPO_ROOT / ".tools" / "pulumi" / PULUMI_VERSION / "bin"
+
+
+class PulumiProject:
+    """A copy of the project's program in `workdir` (sharing `components/`), with its own backend."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        shutil.copy(REPO_ROOT / "Pulumi.yaml", workdir)
+        shutil.copy(REPO_ROOT / "__main__.py", workdir)
+        for shared in ("components", ".venv"):
+            (workdir / shared).symlink_to(REPO_ROOT / shared)
+        (workdir / "state").mkdir()
+        self.env = {
+            **os.environ,
+            "PATH": f"{PULUMI_BIN}:{REPO_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+            "PULUMI_HOME": str(workdir / "home"),
+            "PULUMI_BACKEND_URL": f"file://{workdir / 'state'}",
+            "PULUMI_CONFIG_PASSPHRASE": "engine-tests",
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PULUMI_PYTHON_CMD": str(REPO_ROOT / ".venv" / "bin" / "python"),
+        }
+        self.env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
+
+    def new_stack(self, name: str, config: dict) -> None:
+        """Writes `Pulumi.<name>.yaml` with `config` (keys without the namespace) and selects it."""
+        document = {"config": {f"ray-vllm-stack:{key}": value for key, value in config.items()}}
+        (self.workdir / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(document))
+        self.run("stack", "init", name)
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            ["pulumi", *args, "--non-interactive"], cwd=self.workdir, env=self.env,
+            capture_output=True, text=True, timeout=900,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"pulumi {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def resources(self) -> list[dict]:
+        return json.loads(self.run("stack", "export").stdout)["deployment"].get("resources") or []
+
+    def preview_steps(self) -> list[dict]:
+        """The steps `pulumi preview --json` would take: op, type and name of each."""
+        steps = json.loads(self.run("preview", "--json").stdout).get("steps", [])
+        return [{"op": s["op"], "type": s["urn"].split("::")[2].split("$")[-1], "name": s["urn"].split("::")[3]} for s in steps]
+
+
+@pytest.fixture
+def pulumi_project(tmp_path: Path) -> PulumiProject:
+    if not (PULUMI_BIN / "pulumi").exists():
+        pytest.fail(f"the pinned Pulumi CLI is missing at {PULUMI_BIN}; run `make setup`")
+    return PulumiProject(tmp_path)

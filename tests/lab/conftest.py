@@ -1,0 +1,1 @@
+from lab.fixtures import lab_hosts  # noqa: F401
