@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from components.planner.errors import PlanningError
 from components.planner.memory import GIB, decoder_layer_bytes, kv_bytes_per_token, vocab_matrix_bytes
-from components.planner.plan import Plan, plan
+from components.planner.plan import plan
 from components.planner.shape import QUANTIZATION_CHOICES, ModelShape, resolve_quantization
 
 EXIT_FITS = 0
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except PlanningError as error:
         parser.error(f"{FLAGS.get(error.field, error.field)}: {error.message}")
-    print(result.model_dump_json(indent=2) if args.json else f"{_summary(shape, args.quantization)}\n{result.table()}")
+    print(result.model_dump_json(indent=2) if args.json else _summary(shape, args.quantization) + "\n" + result.table())
     return EXIT_FITS if result.fits else EXIT_DOES_NOT_FIT
 
 
@@ -67,24 +67,26 @@ def _parser() -> _Parser:
         prog="python -m components.planner",
         description="Plan vLLM pipeline/tensor sizes, layer split and max_model_len for a model on mismatched GPUs.",
     )
-    parser.add_argument("--model-config", required=True, help="the model's config.json, or its directory")
-    parser.add_argument(
+    add = parser.add_argument
+    add("--model-config", required=True, metavar="PATH", help="the model's config.json, or its directory")
+    add(
         "--gpus",
         required=True,
         type=_gpus,
+        metavar="GB,GB",
         help="each GPU's memory in GB, head first: hosts separated by ',', GPUs of one host by '+' (24,16 or 24+24,16)",
     )
-    parser.add_argument(
+    add(
         "--quantization",
         choices=list(QUANTIZATION_CHOICES),
         help="plan the weights in this format instead of what config.json's quantization_config says",
     )
-    parser.add_argument("--max-model-len", type=int, help="check this context length instead of finding the largest")
-    parser.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vLLM's fraction, one for every GPU")
-    parser.add_argument("--pipeline-parallel-size", type=int, help="check this pipeline size instead of choosing one")
-    parser.add_argument("--tensor-parallel-size", type=int, help="check this tensor size instead of choosing one")
-    parser.add_argument("--layer-partition", type=_counts, help="check this layer split, e.g. 40,24")
-    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    add("--max-model-len", type=int, metavar="TOKENS", help="check this context length instead of finding the largest")
+    add("--gpu-memory-utilization", type=float, default=0.9, metavar="FRACTION", help="vLLM's one fraction, all GPUs")
+    add("--pipeline-parallel-size", type=int, metavar="N", help="check this pipeline size instead of choosing one")
+    add("--tensor-parallel-size", type=int, metavar="N", help="check this tensor size instead of choosing one")
+    add("--layer-partition", type=_counts, metavar="N,N", help="check this layer split, e.g. 40,24")
+    add("--json", action="store_true", help="print the plan as JSON")
     return parser
 
 
@@ -93,7 +95,7 @@ def _gpus(text: str) -> tuple[list[float], list[int]]:
     try:
         hosts = [[float(gpu) for gpu in host.split("+")] for host in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of GB sizes; write e.g. 24,16 or 24+24,16") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of GB sizes, like 24,16 or 24+24,16") from None
     return [gpu for host in hosts for gpu in host], [len(host) for host in hosts]
 
 

@@ -7,8 +7,9 @@ Layout rule when the caller gives none:
   1. the model on the head's first GPU alone, if that reaches the target context (no pipeline hops);
   2. else the fewest leading hosts that reach it, pipeline size = their GPU count / tensor size;
      tensor parallelism only within hosts (tensor size divides every used host's GPU count, so one
-     host of several GPUs gets tensor size = its GPUs); where several tensor sizes reach the target,
-     the largest wins (intra-host tensor parallelism costs less latency than extra pipeline stages);
+     host of several GPUs gets tensor size = its GPUs; a tensor group of unequal cards runs at the
+     smallest one's budget); where several tensor sizes reach the target, the largest wins
+     (intra-host tensor parallelism costs less latency than extra pipeline stages);
   3. if no layout reaches the target, the one with the most KV-cache tokens; if none fits at all, the
      one closest to fitting, so that its shortfall can be shown.
 The target context is the requested max_model_len, else the model's max_position_embeddings.
