@@ -35,6 +35,9 @@ class SshSettings(StrictModel):
     user: str = "root"
     port: Port = 22
     key_file: Path
+    host_keys: Literal["accept-new", "ignore"] = Field(
+        "accept-new", description="`ignore` only for lab hosts, whose keys are new after every `lab up`."
+    )
 
 
 class HostConfig(StrictModel):

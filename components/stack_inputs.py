@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pulumi
@@ -24,8 +26,15 @@ def read_stack_config() -> StackConfig:
             raw[name] = _decode(value)
             if runtime_config.is_config_secret(key):
                 secret_keys.add(name)
-    try:
+    with stop_on_config_error():
         return load_stack_config(raw, secret_keys, PROJECT_ROOT)
+
+
+@contextmanager
+def stop_on_config_error() -> Iterator[None]:
+    """Report a `ConfigError` as Pulumi's clean one-message failure, with no traceback."""
+    try:
+        yield
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
 

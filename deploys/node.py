@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from pyinfra.api import deploy
+from pyinfra.operations import files
 
 from deploys import operations
 from deploys.specs import (
@@ -63,6 +64,24 @@ def model_weights(spec: ModelWeightsSpec):
 @deploy("Runtime environment")
 def runtime_env(spec: RuntimeEnvSpec):
     operations.runtime_env_file(name=f"Write {spec.path}", spec=spec)
+
+
+@deploy("Retire Python environment")
+def retire_python_env(spec: PythonEnvSpec, purge_cache: bool):
+    files.directory(name=f"Remove {spec.venv}", path=spec.venv, present=False)
+    if purge_cache:
+        files.directory(name="Remove the wheelhouse", path=spec.wheelhouse.destination, present=False)
+
+
+@deploy("Retire model weights")
+def retire_model_weights(spec: ModelWeightsSpec, purge_cache: bool):
+    if purge_cache:
+        files.directory(name="Remove the model weights", path=spec.tree.destination, present=False)
+
+
+@deploy("Retire runtime environment")
+def retire_runtime_env(spec: RuntimeEnvSpec, purge_cache: bool):
+    files.file(name=f"Remove {spec.path}", path=spec.path, present=False)
 
 
 @deploy("Provision node")

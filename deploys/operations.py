@@ -40,7 +40,7 @@ from nodes.lockfile import normalize_name
 
 # Present in every venv `python3 -m venv` makes; never uninstalled as extras.
 VENV_BASE_PACKAGES = frozenset({"pip", "setuptools", "wheel"})
-NVIDIA_KEYRING = "/usr/share/keyrings/ray-vllm-stack-nvidia.gpg"
+NVIDIA_KEYRING = "/usr/share/keyrings/ray-vllm-stack-nvidia.asc"
 NVIDIA_SOURCE_LIST = "/etc/apt/sources.list.d/ray-vllm-stack-nvidia.list"
 _PUSHED = ".MANIFEST.pushed"
 _NEW_MANIFEST = ".MANIFEST.new"
@@ -238,7 +238,7 @@ def _version(text: str) -> tuple[int, ...]:
 def driver_install_commands(install: NvidiaDriverInstall):
     """The configured apt repository (signed), its index alone, then the pinned packages."""
     source = f"deb [signed-by={NVIDIA_KEYRING}] {install.url} {install.suite}\n"
-    yield from files.put._inner(src=install.keyring, dest=NVIDIA_KEYRING, mode="644")
+    yield from files.put._inner(src=StringIO(install.signing_key), dest=NVIDIA_KEYRING, mode="644")
     yield from files.put._inner(src=StringIO(source), dest=NVIDIA_SOURCE_LIST, mode="644")
     yield (
         f"{_APT} update -o Dir::Etc::sourcelist={_q(NVIDIA_SOURCE_LIST)} "

@@ -43,6 +43,8 @@ class HostResult:
     name: str
     changed: bool = False
     error: str | None = None
+    reachable: bool = True
+    """False when SSH could not connect (the error says why)."""
     facts: dict = field(default_factory=dict)
     """What `observe` returned for the host after the deploy (empty without `observe` or on error)."""
     pushed_bytes: int = 0

@@ -90,7 +90,7 @@ class NvidiaDriverInstall(Spec):
 
     url: str = Field(description="Repository URL, e.g. a LAN mirror of NVIDIA's debian12/x86_64 CUDA repository.")
     suite: str = Field("/", description="`/` for NVIDIA's flat repositories.")
-    keyring: str = Field(description="Controller path of the repository's signing key (binary .gpg).")
+    signing_key: str = Field(description="The repository's ASCII-armored public key (its text, so a new key diffs).")
     packages: tuple[str, ...] = Field(min_length=1, description="Pinned `name=version`, e.g. cuda-drivers=580.65.06-1.")
 
     @field_validator("packages")

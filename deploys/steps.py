@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from deploys import node, observe
+from deploys import node, observe, services
 from deploys.specs import (
     ModelWeightsSpec,
     NvidiaSpec,
@@ -29,6 +29,9 @@ class Step:
     repairs_drift: bool = True
     """Whether an observation that differs from the one after the last apply makes the next `up`
     apply again (facts such as CPU count only report)."""
+    retire: Callable[..., None] | None = None
+    """A pyinfra deploy taking `spec=` and `purge_cache=`, run when the step's resource is deleted:
+    it removes what the step installed, and its caches only when asked."""
 
 
 STEPS: dict[str, Step] = {
@@ -38,8 +41,12 @@ STEPS: dict[str, Step] = {
         Step("nvidia-preflight", node.nvidia_preflight, observe.nvidia_driver, NvidiaSpec),
         Step("system-packages", node.system_packages, observe.system_packages, SystemPackagesSpec),
         Step("python-runtime", node.python_runtime, observe.python_runtime, PythonRuntimeSpec),
-        Step("python-env", node.python_env, observe.python_env, PythonEnvSpec),
-        Step("model-weights", node.model_weights, observe.model_weights, ModelWeightsSpec),
-        Step("runtime-env", node.runtime_env, observe.runtime_env, RuntimeEnvSpec),
+        Step("python-env", node.python_env, observe.python_env, PythonEnvSpec, retire=node.retire_python_env),
+        Step("model-weights", node.model_weights, observe.model_weights, ModelWeightsSpec, retire=node.retire_model_weights),
+        Step("runtime-env", node.runtime_env, observe.runtime_env, RuntimeEnvSpec, retire=node.retire_runtime_env),
+        *(
+            Step(unit, services.service_running, services.service_state, services.ServiceSpec, retire=services.service_removed)
+            for unit in ("ray-head", "ray-worker", "vllm")
+        ),
     )
 }

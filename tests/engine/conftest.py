@@ -27,7 +27,7 @@ class PulumiProject:
         self.workdir = workdir
         shutil.copy(REPO_ROOT / "Pulumi.yaml", workdir)
         shutil.copy(REPO_ROOT / "__main__.py", workdir)
-        for shared in ("components", ".venv"):
+        for shared in ("components", "deploys", "nodes", "models", "plugins", ".venv"):
             (workdir / shared).symlink_to(REPO_ROOT / shared)
         (workdir / "state").mkdir()
         self.env = {

@@ -38,12 +38,28 @@ def test_preview_of_the_dev_stack_lists_its_resources_without_reaching_hosts(
     steps = pulumi_project.preview_steps()
     assert {step["op"] for step in steps} == {"create"}
     created = {(step["type"], step["name"]) for step in steps}
-    assert {
+    node_steps = ("system-packages", "python-runtime", "python-env", "model-weights", "runtime-env")
+    assert created == {
         ("pulumi:pulumi:Stack", "ray-vllm-stack-dev"),
         ("ray-vllm-stack:index:ClusterSecrets", "cluster"),
         ("pulumi-python:dynamic:Resource", "cluster-ray-token"),
         ("pulumi-python:dynamic:Resource", "cluster-api-key"),
-    } <= created
+        ("pulumi-python:dynamic/artifacts:Wheelhouse", "wheelhouse"),
+        ("pulumi-python:dynamic/artifacts:ModelArtifact", "model"),
+        ("pulumi-python:dynamic/artifacts:DebPackages", "debs"),
+        *(("ray-vllm-stack:index:Node", node) for node in ("lab1", "lab2")),
+        *(("pulumi-python:dynamic/hosts:HostFacts", f"{node}-facts") for node in ("lab1", "lab2")),
+        *(
+            ("pulumi-python:dynamic/provisioning:NodeStep", f"{node}-{step}")
+            for node in ("lab1", "lab2")
+            for step in node_steps
+        ),
+        ("ray-vllm-stack:index:RayCluster", "ray"),
+        ("pulumi-python:dynamic/provisioning:NodeStep", "ray-lab1"),
+        ("pulumi-python:dynamic/provisioning:NodeStep", "ray-lab2"),
+        ("ray-vllm-stack:index:VllmService", "vllm"),
+        ("pulumi-python:dynamic/provisioning:NodeStep", "vllm-server"),
+    }
     assert pulumi_project.resources() == []
 
 

@@ -1,0 +1,182 @@
+"""What the controller fetches once per stack, as Pulumi resources: the wheelhouse of a node
+flavor, the model weights, and the Debian packages nodes may lack.
+
+Each provider calls a plain function (`components.wheels`, `components.model_source`,
+`components.debs`) on create/update; `read` (refresh) checks the cache is still whole; `delete`
+keeps the cache unless `purge_cache` was set when it was last applied (`destroy` keeps caches).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+
+from components.debs import prepare_debs
+from components.model_source import prepare_model, source_stamp
+from components.wheels import prepare_wheelhouse, source_digest
+
+
+class CacheProvider(ResourceProvider):
+    """Shared shape of the three caches; subclasses say how to fill, check and purge theirs."""
+
+    serialize_as_secret_always = False
+    inputs: tuple[str, ...] = ()
+
+    def fill(self, props: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def damage(self, outs: dict[str, Any]) -> list[str]:
+        """What is missing or altered in the cache described by `outs`."""
+        raise NotImplementedError
+
+    def purge(self, outs: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changes = [key for key in (*self.inputs, "purge_cache") if olds.get(key) != news.get(key)]
+        if olds.get("damage"):
+            changes.append("damage")
+        return DiffResult(changes=bool(changes), replaces=[], stables=[], delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        outs = self._fill(props)
+        return CreateResult(outs["cache_id"], outs)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        if olds.get("damage"):
+            self.purge(olds)  # refill from scratch: a partial cache would be taken as whole
+        return UpdateResult(self._fill(news))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        return ReadResult(id_, {**props, "damage": self.damage(props)})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        if props.get("purge_cache"):
+            self.purge(props)
+
+    def _fill(self, props: dict[str, Any]) -> dict[str, Any]:
+        return {**props, **self.fill(props), "damage": []}
+
+
+class WheelhouseProvider(CacheProvider):
+    inputs = ("flavor", "source")
+
+    def fill(self, props):
+        files = prepare_wheelhouse(props["flavor"])
+        return {**asdict(files), "cache_id": files.key}
+
+    def damage(self, outs):
+        from deploys.manifest import parse
+
+        root = Path(outs["path"])
+        return sorted(name for name in parse(outs["manifest"]) if not (root / name).is_file())
+
+    def purge(self, outs):
+        shutil.rmtree(outs["path"], ignore_errors=True)
+
+
+class ModelProvider(CacheProvider):
+    inputs = ("path", "huggingface", "endpoint", "hf_token", "source")
+
+    def fill(self, props):
+        files = prepare_model(props.get("path"), props.get("huggingface"), props.get("hf_token"), props.get("endpoint"))
+        stamp = source_stamp(files.local_path, None)
+        return {**asdict(files), "files_stamp": stamp, "cache_id": props.get("huggingface") or files.local_path}
+
+    def damage(self, outs):
+        return [] if source_stamp(outs["local_path"], None) == outs["files_stamp"] else [f"{outs['local_path']} changed"]
+
+    def purge(self, outs):
+        if outs.get("huggingface"):  # a local model folder is the user's, never ours to delete
+            shutil.rmtree(outs["local_path"], ignore_errors=True)
+
+
+class DebsProvider(CacheProvider):
+    inputs = ("packages",)
+
+    def fill(self, props):
+        files = prepare_debs(list(props["packages"]))
+        debs = {name: deb.model_dump(mode="json") for name, deb in files.debs.items()}
+        return {**asdict(files), "debs": debs, "packages": list(files.packages), "cache_id": "debs"}
+
+    def damage(self, outs):
+        root = Path(outs["debs_dir"])
+        return sorted(deb["file"] for deb in outs["debs"].values() if not (root / deb["file"]).is_file())
+
+    def purge(self, outs):
+        for deb in outs["debs"].values():
+            (Path(outs["debs_dir"]) / deb["file"]).unlink(missing_ok=True)
+
+
+_CACHE_OUTPUTS = ("damage", "cache_id", "downloaded_bytes", "total_bytes")
+
+
+class Wheelhouse(pulumi.dynamic.Resource, module="artifacts", name="Wheelhouse"):
+    """A node flavor's wheels, downloaded once into `.cache/wheelhouse/<flavor>-<lock hash>/`."""
+
+    path: pulumi.Output[str]
+    key: pulumi.Output[str]
+    lock_file: pulumi.Output[str]
+    plugin_wheels: pulumi.Output[list]
+    packages: pulumi.Output[list]
+    manifest: pulumi.Output[str]
+    manifest_digest: pulumi.Output[str]
+    total_bytes: pulumi.Output[int]
+    downloaded_bytes: pulumi.Output[int]
+
+    def __init__(self, name: str, flavor: str, purge_cache: bool = False, opts: pulumi.ResourceOptions | None = None):
+        self.accelerator = flavor
+        """The hosts it serves (`cpu` or `nvidia`); plain, known at preview (`flavor` is an Output)."""
+        props = {"flavor": flavor, "source": source_digest(flavor), "purge_cache": purge_cache}
+        outputs = ("path", "key", "lock_file", "plugin_wheels", "packages", "manifest", "manifest_digest", *_CACHE_OUTPUTS)
+        super().__init__(WheelhouseProvider(), name, {**props, **dict.fromkeys(outputs)}, opts)
+
+
+class ModelArtifact(pulumi.dynamic.Resource, module="artifacts", name="ModelArtifact"):
+    """The model's weights on the controller with their sha256 manifest."""
+
+    local_path: pulumi.Output[str]
+    manifest: pulumi.Output[str]
+    manifest_digest: pulumi.Output[str]
+    total_bytes: pulumi.Output[int]
+    downloaded_bytes: pulumi.Output[int]
+
+    def __init__(
+        self,
+        name: str,
+        path: str | None = None,
+        huggingface: str | None = None,
+        hf_token: pulumi.Input[str] | None = None,
+        endpoint: str | None = None,
+        purge_cache: bool = False,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        props = {
+            "path": path,
+            "huggingface": huggingface,
+            "endpoint": endpoint,
+            "hf_token": pulumi.Output.secret(hf_token) if hf_token is not None else None,
+            "source": source_stamp(path, huggingface),
+            "purge_cache": purge_cache,
+        }
+        outputs = ("local_path", "manifest", "manifest_digest", "files_stamp", *_CACHE_OUTPUTS)
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["hf_token"]))
+        super().__init__(ModelProvider(), name, {**props, **dict.fromkeys(outputs)}, opts)
+
+
+class DebPackages(pulumi.dynamic.Resource, module="artifacts", name="DebPackages"):
+    """Debian packages (and their dependency closure) nodes may lack, as .debs in `.cache/debs/`."""
+
+    debs_dir: pulumi.Output[str]
+    debs: pulumi.Output[dict]
+    packages: pulumi.Output[list]
+    downloaded_bytes: pulumi.Output[int]
+
+    def __init__(self, name: str, packages: list[str], purge_cache: bool = False, opts: pulumi.ResourceOptions | None = None):
+        props = {"packages": list(packages), "purge_cache": purge_cache}
+        super().__init__(DebsProvider(), name, {**props, **dict.fromkeys(("debs_dir", "debs", *_CACHE_OUTPUTS))}, opts)

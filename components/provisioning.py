@@ -1,0 +1,203 @@
+"""Provisioning steps as Pulumi resources: one dynamic resource per node and step.
+
+The provider is thin: `create`/`update` apply the step's pyinfra deploy to the one host through
+`deploys.runner.run_deploy` and record what the host looks like afterwards (`applied`); `read`
+(what `pulumi refresh` calls) observes the host again (`observed`); `diff` reports a change when
+an input differs, or when the last observation differs from the one after the last apply, so
+drift found by refresh is repaired by the next `up`, step by step. A second `up` with nothing
+changed calls no provider method that touches a host.
+
+Inputs carry a digest of the deploy code, so a change to an operation re-applies its steps (they
+are idempotent: an unchanged host sees only noops).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+from pydantic import ValidationError
+
+from components.config import HostConfig
+from deploys.runner import HostKeyPolicy, run_deploy
+from deploys.steps import STEPS
+
+DEPLOYS_DIR = Path(__file__).resolve().parent.parent / "deploys"
+INPUTS = ("step", "host", "spec", "code", "host_keys", "purge_cache")
+OUTPUTS = ("observed", "applied", "changed", "pushed_bytes", "seconds")
+
+
+def deploy_code_digest() -> str:
+    """sha256 over the sources of `deploys/`: what every step's behaviour depends on."""
+    digest = hashlib.sha256()
+    for source in sorted(DEPLOYS_DIR.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+class StepError(RuntimeError):
+    """A step failed on its host; the message names the host and the step."""
+
+
+def apply_step(props: dict[str, Any]) -> dict[str, Any]:
+    """Runs the step on its host; returns the outputs to record (inputs + observations)."""
+    step = STEPS[props["step"]]
+    host = HostConfig.model_validate(props["host"])
+    data = _spec_data(step, props)
+    result = run_deploy(
+        [host], step.apply, observe=step.observe, host_keys=HostKeyPolicy(**props["host_keys"]),
+        log_name=f"{host.name}-{step.name}", **data,
+    )[host.name]  # fmt: skip
+    if result.error:
+        raise StepError(f"{step.name} on {result.error}")
+    return {
+        **_inputs(props),
+        "observed": result.facts,
+        "applied": result.facts,
+        "changed": result.changed,
+        "pushed_bytes": result.pushed_bytes,
+        "seconds": result.seconds,
+    }
+
+
+def observe_step(props: dict[str, Any]) -> dict[str, Any]:
+    """The host as it is now, for `pulumi refresh`: the stored outputs with a new `observed`."""
+    step = STEPS[props["step"]]
+    host = HostConfig.model_validate(props["host"])
+    result = run_deploy(
+        [host], None, observe=step.observe, host_keys=HostKeyPolicy(**props["host_keys"]),
+        log_name=f"{host.name}-{step.name}", **_spec_data(step, props),
+    )[host.name]  # fmt: skip
+    if result.error:
+        raise StepError(f"refreshing {step.name} on {result.error}")
+    return {**props, "observed": result.facts}
+
+
+def retire_step(props: dict[str, Any]) -> str | None:
+    """Undoes the step on its host when its resource is deleted (`destroy`, or a node removed
+    from the inventory). A host that cannot be reached any more is let go with a warning rather
+    than blocking the destroy; returns that warning."""
+    step = STEPS[props["step"]]
+    if step.retire is None:
+        return None
+    host = HostConfig.model_validate(props["host"])
+    result = run_deploy(
+        [host], step.retire, host_keys=HostKeyPolicy(**props["host_keys"]), log_name=f"{host.name}-{step.name}",
+        purge_cache=bool(props.get("purge_cache")), **_spec_data(step, props),
+    )[host.name]  # fmt: skip
+    if result.error and result.reachable:
+        raise StepError(f"removing {step.name} from {result.error}")
+    return result.error and f"{result.error}; left {step.name} on it as it is"
+
+
+def step_changes(olds: dict[str, Any], news: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(changed properties, properties whose change replaces the resource) between the stored
+    outputs `olds` and the new inputs `news`."""
+    changes = [key for key in INPUTS if olds.get(key) != news.get(key)]
+    if STEPS[news["step"]].repairs_drift and olds.get("observed") != olds.get("applied"):
+        changes.append("observed")
+    old_host, new_host = olds.get("host") or {}, news.get("host") or {}
+    moved = any(old_host.get(key) != new_host.get(key) for key in ("name", "address"))
+    return changes, (["host"] if moved else [])
+
+
+def check_inputs(news: dict[str, Any]) -> list[CheckFailure]:
+    """Input errors, each on its property; values unknown at preview are checked at `up`."""
+    failures = []
+    if news.get("step") not in STEPS:
+        return [CheckFailure("step", f"unknown step {news.get('step')!r}; known: {', '.join(STEPS)}")]
+    step = STEPS[news["step"]]
+    checks = [("host", HostConfig, news.get("host"))]
+    if step.spec_type is not None:
+        checks.append(("spec", step.spec_type, news.get("spec")))
+    for key, model, value in checks:
+        if _has_unknowns(value):
+            continue
+        try:
+            model.model_validate(value)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            failures.append(CheckFailure(key, f"{where}: {first['msg']}" if where else first["msg"]))
+    return failures
+
+
+def _spec_data(step, props: dict[str, Any]) -> dict[str, Any]:
+    return {} if step.spec_type is None else {"spec": step.spec_type.model_validate(props["spec"])}
+
+
+def _inputs(props: dict[str, Any]) -> dict[str, Any]:
+    return {key: props.get(key) for key in INPUTS}
+
+
+def _has_unknowns(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_unknowns(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_unknowns(item) for item in value)
+    return isinstance(value, Unknown) or value == rpc.UNKNOWN
+
+
+class StepProvider(ResourceProvider):
+    """Stateless: everything a call needs is in the resource's properties (the step's name among
+    them), so the pickled provider stays the same across runs and code changes diff via `code`."""
+
+    serialize_as_secret_always = False
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        return CheckResult(news, check_inputs(news))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changes, replaces = step_changes(olds, news)
+        return DiffResult(changes=bool(changes), replaces=replaces, stables=[], delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(f"{props['host']['name']}/{props['step']}", apply_step(props))
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(apply_step(news))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        return ReadResult(id_, observe_step(props))
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        warning = retire_step(props)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+
+
+class NodeStep(pulumi.dynamic.Resource, module="provisioning", name="NodeStep"):
+    """One step of one node (`<node>-<step>`); `observed` is what the host looked like last."""
+
+    observed: pulumi.Output[dict]
+    applied: pulumi.Output[dict]
+    changed: pulumi.Output[bool]
+    pushed_bytes: pulumi.Output[int]
+    seconds: pulumi.Output[float]
+
+    def __init__(
+        self,
+        name: str,
+        step: str,
+        host: HostConfig,
+        spec: pulumi.Input[dict] | None,
+        host_keys: HostKeyPolicy,
+        purge_cache: bool = False,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        props = {
+            "step": step,
+            "host": host.model_dump(mode="json"),
+            "spec": spec,
+            "code": deploy_code_digest(),
+            "host_keys": {"known_hosts_file": host_keys.known_hosts_file, "strict": host_keys.strict},
+            "purge_cache": purge_cache,
+            **{key: None for key in OUTPUTS},
+        }
+        super().__init__(StepProvider(), name, props, opts)

@@ -1,0 +1,58 @@
+"""Render systemd service units: the one place that knows systemd's quoting rules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+_PLAIN = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+
+
+def quote_argument(argument: str) -> str:
+    """One ExecStart argument: systemd expands `$` and `%` itself, and splits on whitespace."""
+    escaped = argument.replace("%", "%%").replace("$", "$$")
+    if _PLAIN.match(escaped):
+        return escaped
+    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True)
+class ServiceUnit:
+    description: str
+    command: Sequence[str]
+    environment: Mapping[str, str] = field(default_factory=dict)
+    environment_files: Sequence[str] = ()
+    after: Sequence[str] = ("network-online.target",)
+    restart: str = "on-failure"
+    restart_seconds: int = 5
+    stop_timeout_seconds: int = 30
+
+    def render(self) -> str:
+        service = [
+            "Type=simple",
+            *(f"EnvironmentFile={path}" for path in self.environment_files),
+            *(f"Environment={quote_argument(f'{key}={value}')}" for key, value in sorted(self.environment.items())),
+            "ExecStart=" + " ".join(quote_argument(argument) for argument in self.command),
+            f"Restart={self.restart}",
+            f"RestartSec={self.restart_seconds}",
+            f"TimeoutStopSec={self.stop_timeout_seconds}",
+            # Ray and vLLM spawn worker processes; stop them all with the unit.
+            "KillMode=control-group",
+        ]
+        return "\n".join([
+            "# Managed by ray-vllm-stack (Pulumi); local edits are reverted by `pulumi up`.",
+            "[Unit]",
+            f"Description={self.description}",
+            *(f"After={target}" for target in self.after),
+            *(f"Wants={target}" for target in self.after if target.endswith(".target")),
+            # Keep restarting: a worker waits as long as its head is away.
+            "StartLimitIntervalSec=0",
+            "",
+            "[Service]",
+            *service,
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+            "",
+        ])
