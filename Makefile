@@ -32,7 +32,7 @@ $(MODEL)/config.json: models/tiny_model.py .venv/.synced
 	.venv/bin/python -m models.tiny_model --out $(MODEL)
 
 demo: setup model
-	source env.sh && python -m lab up --hosts 2 && tools/demo.sh
+	tools/demo.sh
 
 test: setup model
 	source env.sh && pytest -ra
