@@ -6,6 +6,7 @@ a crash or an interrupted `up`.
 """
 
 import re
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -82,11 +83,13 @@ def status() -> list[HostStatus]:
 
 
 def hosts() -> list[Host]:
+    """The hosts of the running lab."""
     return state.require()[0].hosts
 
 
 def crash(name: str) -> None:
     """Kill the host's init abruptly: everything on it dies, its disk stays."""
+    preflight.require_root()
     lab_host = _recorded_host(name)
     with state.locked():
         if not host.running(lab_host.name):
@@ -96,9 +99,9 @@ def crash(name: str) -> None:
 
 def start(name: str) -> None:
     """Boot a stopped host again on its kept disk; a no-op if it is running."""
+    preflight.require_root()
     lab_host = _recorded_host(name)
     spec, base = state.require()
-    preflight.require_root()
     with state.locked():
         if host.running(name):
             return
@@ -109,11 +112,13 @@ def start(name: str) -> None:
 
 
 def isolate(name: str) -> None:
+    preflight.require_root()
     with state.locked():
         network.isolate(_recorded_host(name))
 
 
 def reconnect(name: str) -> None:
+    preflight.require_root()
     with state.locked():
         network.reconnect(_recorded_host(name))
 
@@ -121,6 +126,11 @@ def reconnect(name: str) -> None:
 def ssh_argv(name: str, *command: str) -> list[str]:
     """ssh command line running `command` as root on the named host."""
     return ssh.ssh_argv(_recorded_host(name), *command)
+
+
+def run_on(name: str, script: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run a shell script as root on the named host; the caller checks the exit code."""
+    return subprocess.run(ssh_argv(name, script), capture_output=True, text=True, timeout=timeout)
 
 
 def memory_kib(name: str) -> tuple[int, int]:
@@ -158,7 +168,7 @@ def _wait_ready(booted: list[Host]) -> None:
 def _write_hosts_file(spec: LabSpec) -> None:
     """/etc/hosts of every host: each host resolves every other, and `controller`, with no DNS."""
     lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback",
-             f"{spec.network[1]} controller"]
+             f"{spec.bridge_address} controller"]
     lines += [f"{lab_host.address} {lab_host.name}" for lab_host in spec.hosts]
     _HOSTS_FILE.write_text("\n".join(lines) + "\n")
 

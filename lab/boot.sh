@@ -29,6 +29,7 @@ inner)
     mount --bind "$root/proc/sys" "$root/proc/sys"
     mount -o remount,bind,ro "$root/proc/sys"
     mount --bind "$root/proc/sys/net" "$root/proc/sys/net"
+    mount -o remount,bind,rw "$root/proc/sys/net"
     if [ -e "$root/proc/sysrq-trigger" ]; then
         mount --bind "$root/proc/sysrq-trigger" "$root/proc/sysrq-trigger"
         mount -o remount,bind,ro "$root/proc/sysrq-trigger"

@@ -15,7 +15,8 @@ def _parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="build the base once, start the hosts, write inventory/dev.yaml")
     up.add_argument("--hosts", type=int, default=2, help=f"number of hosts, 1 to {MAX_HOSTS} (default 2)")
     up.add_argument("--subnet", default=DEFAULT_SUBNET, help=f"lab subnet (default {DEFAULT_SUBNET})")
-    up.add_argument("--shm-size", default=DEFAULT_SHM_SIZE, help=f"each host's /dev/shm tmpfs size (default {DEFAULT_SHM_SIZE})")
+    up.add_argument("--shm-size", default=DEFAULT_SHM_SIZE,
+                    help=f"each host's /dev/shm tmpfs size (default {DEFAULT_SHM_SIZE})")
     commands.add_parser("down", help="remove everything the lab made")
     commands.add_parser("status", help="hosts, addresses, up or down")
     for name, summary in (("crash", "kill a host's init abruptly: everything on it dies"),

@@ -76,6 +76,10 @@ def running(name: str) -> bool:
 def boot(host: Host, base: Path, shm_size: str, hosts_file: Path) -> None:
     """Start the host's launcher detached from the caller and record its init."""
     paths = files(host.name)
+    overlay_dirs = (base, paths.upper, paths.work)
+    if any(separator in str(path) for path in overlay_dirs for separator in ",:"):
+        raise LabError(f"overlayfs cannot take paths with ',' or ':' ({', '.join(map(str, overlay_dirs))}): "
+                       "move the repository to a path without them")
     for directory in (paths.upper, paths.work, paths.root):
         directory.mkdir(parents=True, exist_ok=True)
     kill(host.name)  # processes of an earlier, interrupted boot would hold the upper dir
@@ -98,8 +102,10 @@ def boot(host: Host, base: Path, shm_size: str, hosts_file: Path) -> None:
         console.write(f"--- boot {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
         console.flush()
         # setsid --fork: the launcher outlives this process and is nobody's child here.
-        subprocess.run(["setsid", "--fork", "/bin/sh", str(BOOT_SCRIPT), "outer"], env=environment, check=True,
-                       stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT)
+        forked = subprocess.run(["setsid", "--fork", "/bin/sh", str(BOOT_SCRIPT), "outer"], env=environment,
+                                stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT)
+    if forked.returncode != 0:
+        raise LabError(f"{host.name}: could not start its launcher: {_console_tail(host.name)}")
     launcher = _wait_for(host, "its launcher to start", lambda: _read_pid(paths.launcher_pid))
     init = _wait_for(host, "its init to start", lambda: _only_child(host, launcher))
     init.save(paths.init_record)
@@ -120,12 +126,12 @@ def wait_ready(host: Host, timeout: float) -> None:
 
 def kill(name: str) -> None:
     """Kill the host's init (and so everything on it); wait until its cgroup is empty."""
-    init = init_process(name)
-    if init is not None:
-        init.kill()
     cgroup = cgroups.host_cgroup(name)
-    if cgroups.wait_empty(cgroup, _KILL_TIMEOUT):
-        return
+    init = init_process(name)
+    if init is not None and init.alive():
+        init.kill()
+        if cgroups.wait_empty(cgroup, _KILL_TIMEOUT):
+            return
     cgroups.kill_all(cgroup)  # an interrupted boot may have left processes with no recorded pid
     if not cgroups.wait_empty(cgroup, _KILL_TIMEOUT):
         raise LabError(f"{name}: processes {cgroups.pids(cgroup)} in {cgroup} survived SIGKILL; "

@@ -1,7 +1,7 @@
 """The inventory file the dev stack reads (inventory/dev.yaml), written from the lab's hosts."""
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import yaml
 
@@ -21,7 +21,7 @@ def render(hosts: list[Host], written_at: datetime) -> str:
         {
             "name": host.name,
             "address": host.address,
-            "ssh": {"user": "root", "port": 22, "key_file": relative_to_repo(SSH_KEY)},
+            "ssh": {"user": "root", "port": 22, "key_file": relative_to_repo(SSH_KEY), "host_keys": "ignore"},
             "role": host.role,
             "accelerator": "cpu",
             "gpus": [],
@@ -36,5 +36,5 @@ def write(hosts: list[Host]) -> None:
     """Replace the file atomically: the stack never reads half an inventory."""
     INVENTORY_FILE.parent.mkdir(parents=True, exist_ok=True)
     partial = INVENTORY_FILE.with_suffix(".yaml.partial")
-    partial.write_text(render(hosts, datetime.now(timezone.utc)))
+    partial.write_text(render(hosts, datetime.now(UTC)))
     os.replace(partial, INVENTORY_FILE)

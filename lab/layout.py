@@ -46,7 +46,8 @@ class LabSpec:
         try:
             network = ipaddress.IPv4Network(self.subnet)
         except ValueError as error:
-            raise LabError(f"--subnet must be an IPv4 network such as {DEFAULT_SUBNET} (got {self.subnet!r}: {error})") from None
+            raise LabError(f"--subnet must be an IPv4 network such as {DEFAULT_SUBNET} "
+                           f"(got {self.subnet!r}: {error})") from None
         if _FIRST_HOST_OFFSET + self.host_count >= network.num_addresses:
             raise LabError(f"--subnet {self.subnet} is too small for {self.host_count} hosts "
                            f"at .{_FIRST_HOST_OFFSET} onwards: use a /27 or larger")
@@ -61,9 +62,14 @@ class LabSpec:
         return ipaddress.IPv4Network(self.subnet)
 
     @property
+    def bridge_address(self) -> str:
+        """The controller's end of the lab."""
+        return str(self.network[_BRIDGE_OFFSET])
+
+    @property
     def bridge_interface(self) -> str:
-        """Bridge address with prefix, as `ip addr add` takes it: the controller's end of the lab."""
-        return f"{self.network[_BRIDGE_OFFSET]}/{self.network.prefixlen}"
+        """Bridge address with prefix, as `ip addr add` takes it."""
+        return f"{self.bridge_address}/{self.network.prefixlen}"
 
     @property
     def hosts(self) -> list[Host]:

@@ -15,6 +15,7 @@ from lab.layout import BRIDGE, NAME_PREFIX, Host, LabSpec
 
 HOST_INTERFACE = "eth0"
 _IFF_UP = 0x1
+_IPV6 = Path("/proc/sys/net/ipv6")
 
 
 def _link_exists(name: str) -> bool:
@@ -23,7 +24,8 @@ def _link_exists(name: str) -> bool:
 
 def _disable_ipv6(link: str) -> None:
     """No IPv6 link-local chatter on the lab's links: the lab speaks only its IPv4 subnet."""
-    Path("/proc/sys/net/ipv6/conf", link, "disable_ipv6").write_text("1")
+    if _IPV6.exists():
+        (_IPV6 / "conf" / link / "disable_ipv6").write_text("1")
 
 
 def check_subnet_free(spec: LabSpec) -> None:
@@ -57,8 +59,9 @@ def ensure_host_link(host: Host, spec: LabSpec) -> None:
     """The host's netns with `eth0` plugged into the bridge and addressed; kept as is if present."""
     if not Path("/run/netns", host.netns).exists():
         run(["ip", "netns", "add", host.netns], what=f"create netns for {host.name}")
-        run(["ip", "netns", "exec", host.netns, "sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"],
-            what=f"disable IPv6 on {host.name}'s new links")
+        if _IPV6.exists():
+            run(["ip", "netns", "exec", host.netns, "sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"],
+                what=f"disable IPv6 on {host.name}'s new links")
     if not _link_exists(host.link):
         if succeeds(["ip", "-n", host.netns, "link", "show", HOST_INTERFACE]):
             run(["ip", "-n", host.netns, "link", "del", HOST_INTERFACE], what=f"remove {host.name}'s stale eth0")

@@ -1,5 +1,6 @@
 """Process records that survive a controller restart and never match a recycled pid."""
 
+import contextlib
 import json
 import os
 import signal
@@ -35,10 +36,8 @@ class ProcessRecord:
     def kill(self) -> None:
         """SIGKILL the recorded process if it is still the one we started."""
         if self.alive():
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it died since the check
                 os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)) + "\n")

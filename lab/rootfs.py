@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from lab import mounts
 from lab.commands import tail
 from lab.errors import LabError
 from lab.paths import CACHE_DIR
@@ -81,30 +82,28 @@ def version_key(mirror: str, recipe: bytes | None = None) -> str:
     return digest.hexdigest()[:12]
 
 
-def base_path(key: str) -> Path:
-    return CACHE_DIR / f"base-{key}"
-
-
 def ensure_base(log=print) -> Path:
     """Path of the base root filesystem for the current recipe, building it if absent."""
     mirror = debian_mirror()
     key = version_key(mirror)
-    final = base_path(key)
+    final = CACHE_DIR / f"base-{key}"
     if final.is_dir():
         return final
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with open(CACHE_DIR / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent `up` waits for this build instead of racing it
         if not final.is_dir():
-            _build(mirror, key, final, log)
+            _build(mirror, key, CACHE_DIR, log)
     return final
 
 
-def _build(mirror: str, key: str, final: Path, log) -> None:
-    building = final.with_name(final.name + ".building")
-    if building.exists():
-        shutil.rmtree(building)  # left by an interrupted build; we hold the build lock
-    log_file = final.parent / f"build-{key}.log"
+def _build(mirror: str, key: str, cache_dir: Path, log) -> None:
+    """Build `<cache_dir>/base-<key>`, then drop the bases and logs of other keys."""
+    final = cache_dir / f"base-{key}"
+    building = cache_dir / f"base-{key}.building"
+    if building.exists():  # left by an interrupted build; we hold the build lock
+        _remove_tree(building)
+    log_file = cache_dir / f"build-{key}.log"
     started = time.monotonic()
     log(f"building base root filesystem {final.name} from {mirror} (a minute or two, once) ...")
     with open(log_file, "w") as out:
@@ -118,14 +117,23 @@ def _build(mirror: str, key: str, final: Path, log) -> None:
     (building / "etc" / "lab-base").write_text(key + "\n")
     building.rename(final)
     log(f"base built in {time.monotonic() - started:.0f} s: {final}")
-    _remove_other_bases(final)
+    _remove_other_builds(cache_dir, key)
 
 
-def _remove_other_bases(current: Path) -> None:
-    """Bases of older recipes: no host uses them (a running lab never triggers a build)."""
-    for stale in current.parent.glob("base-*"):
-        if stale != current and stale.is_dir():
-            shutil.rmtree(stale)
+def _remove_other_builds(cache_dir: Path, key: str) -> None:
+    """Bases and logs of older recipes: no host uses them (a running lab never triggers a build)."""
+    for stale in cache_dir.glob("base-*"):
+        if stale.name != f"base-{key}" and stale.is_dir():
+            _remove_tree(stale)
+    for log_file in cache_dir.glob("build-*.log"):
+        if log_file.name != f"build-{key}.log":
+            log_file.unlink()
+
+
+def _remove_tree(root: Path) -> None:
+    """rmtree, after unmounting what a killed debootstrap may have left mounted inside (/proc, /sys)."""
+    mounts.unmount_under(root)
+    shutil.rmtree(root)
 
 
 def _debootstrap_argv(mirror: str, target: Path) -> list[str]:

@@ -2,6 +2,7 @@
 
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -53,8 +54,16 @@ def test_cli_ssh_command_from_the_brief_works(lab_hosts):
     assert done.stdout.strip() == "lab1"
 
 
+def test_cli_status_lists_hosts_addresses_and_state(lab_hosts):
+    done = subprocess.run([sys.executable, "-m", "lab", "status"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split()[:3] for line in done.stdout.splitlines()[1:]]
+    assert rows == [["lab1", "10.201.0.11", "up"], ["lab2", "10.201.0.12", "up"]]
+
+
 def test_ssh_config_names_every_host(lab_hosts):
-    done = subprocess.run(["ssh", "-F", str(SSH_CONFIG), "lab2", "hostname"], capture_output=True, text=True, timeout=30)
+    done = subprocess.run(["ssh", "-F", str(SSH_CONFIG), "lab2", "hostname"],
+                          capture_output=True, text=True, timeout=30)
     assert done.stdout.strip() == "lab2", done.stderr
 
 
@@ -78,6 +87,12 @@ def test_systemd_is_pid_1_in_the_hosts_own_cgroup(lab_hosts):
     assert unified == ["0::/rvs-lab/lab1/init.scope"]
 
 
+def test_kernel_sysctls_are_read_only_but_the_hosts_own_net_sysctls_are_not(lab_hosts):
+    refused = api.run_on("lab1", "echo 60 > /proc/sys/vm/swappiness")
+    assert refused.returncode != 0 and "Read-only file system" in refused.stderr
+    on("lab1", "cat /proc/sys/net/ipv4/tcp_keepalive_time > /proc/sys/net/ipv4/tcp_keepalive_time")
+
+
 def test_dev_shm_is_a_per_host_tmpfs_of_the_requested_size(lab_hosts):
     assert on("lab1", "findmnt -n -o FSTYPE,SIZE /dev/shm").split() == ["tmpfs", "4G"]
 
@@ -85,9 +100,11 @@ def test_dev_shm_is_a_per_host_tmpfs_of_the_requested_size(lab_hosts):
 def test_hosts_reach_each_other_but_have_no_route_out(lab_hosts):
     assert on("lab1", "getent hosts lab2").split()[0] == lab_hosts[1].address
     assert on("lab1", BANNER_OF_LAB2) == "SSH-"
-    assert on("lab1", "ip -4 route show") == f"10.201.0.0/24 dev eth0 proto kernel scope link src {lab_hosts[0].address}"
+    address = lab_hosts[0].address
+    assert on("lab1", "ip -4 route show") == f"10.201.0.0/24 dev eth0 proto kernel scope link src {address}"
     assert "unreachable" in on("lab1", "ip route get 192.0.2.2 2>&1 || true")
-    assert on("lab1", "ip -4 -o addr show | awk '{print $2, $4}'").splitlines() == ["lo 127.0.0.1/8", f"eth0 {lab_hosts[0].address}/24"]
+    addresses = on("lab1", "ip -4 -o addr show | awk '{print $2, $4}'").splitlines()
+    assert addresses == ["lo 127.0.0.1/8", f"eth0 {address}/24"]
 
 
 def test_inventory_lists_the_hosts_head_first(lab_hosts):
@@ -95,8 +112,8 @@ def test_inventory_lists_the_hosts_head_first(lab_hosts):
     assert text.startswith("# Written by `python -m lab up` on ")
     assert yaml.safe_load(text)["hosts"] == [
         {"name": h.name, "address": h.address, "role": role, "accelerator": "cpu", "gpus": [],
-         "ssh": {"user": "root", "port": 22, "key_file": ".lab/ssh/id_ed25519"}}
-        for h, role in zip(lab_hosts, ["head", "worker"])
+         "ssh": {"user": "root", "port": 22, "key_file": ".lab/ssh/id_ed25519", "host_keys": "ignore"}}
+        for h, role in zip(lab_hosts, ["head", "worker"], strict=True)
     ]
 
 

@@ -4,6 +4,8 @@ These tests take the session's lab down; each brings it back up before it ends.
 """
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,7 +30,8 @@ def assert_nothing_left(processes: list[ProcessRecord]) -> None:
     assert [p.pid for p in processes if p.alive()] == []
     assert network.lab_netns() == []
     assert [name for name in Path("/sys/class/net").iterdir() if name.name.startswith("rvs-")] == []
-    assert [line for line in Path("/proc/self/mounts").read_text().splitlines() if str(REPO_ROOT / ".lab") in line] == []
+    mounts = Path("/proc/self/mounts").read_text().splitlines()
+    assert [line for line in mounts if str(REPO_ROOT / ".lab") in line] == []
     assert not cgroups.lab_cgroup().exists()
     assert api.status() == []
 
@@ -56,6 +59,22 @@ def test_down_cleans_up_after_an_interrupted_up_with_lost_records(lab_hosts, res
     for record in STATE_DIR.glob("lab*/init.json"):
         record.unlink()
     (STATE_DIR / "lab.json").unlink()
+    api.down()
+    assert_nothing_left(processes)
+
+
+def test_down_cleans_up_after_up_is_killed_mid_boot(lab_hosts, restore_lab):
+    api.down()
+    up = subprocess.Popen([sys.executable, "-m", "lab", "up", "--hosts", "2"], cwd=REPO_ROOT,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (STATE_DIR / "lab1" / "launcher.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    up.kill()
+    up.wait()
+    time.sleep(0.5)  # a launcher that was already on its way finishes starting
+    processes = lab_processes()
+    assert network.lab_netns(), "up was killed before it made anything: nothing tested"
     api.down()
     assert_nothing_left(processes)
 

@@ -3,7 +3,7 @@
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -39,19 +39,19 @@ def test_unknown_host_name_lists_the_known_ones():
 
 
 def test_inventory_is_the_format_the_stack_reads():
-    text = inventory.render(LabSpec(host_count=2).hosts, datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    text = inventory.render(LabSpec(host_count=2).hosts, datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC))
     assert text == """\
 # Written by `python -m lab up` on 2025-01-02T03:04:05+00:00; do not edit.
 hosts:
   - name: lab1
     address: 10.201.0.11
-    ssh: {user: root, port: 22, key_file: .lab/ssh/id_ed25519}
+    ssh: {user: root, port: 22, key_file: .lab/ssh/id_ed25519, host_keys: ignore}
     role: head
     accelerator: cpu
     gpus: []
   - name: lab2
     address: 10.201.0.12
-    ssh: {user: root, port: 22, key_file: .lab/ssh/id_ed25519}
+    ssh: {user: root, port: 22, key_file: .lab/ssh/id_ed25519, host_keys: ignore}
     role: worker
     accelerator: cpu
     gpus: []
@@ -85,10 +85,9 @@ def test_mirror_is_read_from_apt_sources_in_both_formats(tmp_path, monkeypatch):
 def test_failed_base_build_names_the_step_and_leaves_no_valid_base(tmp_path, monkeypatch):
     failing = ["sh", "-c", "echo 'E: Couldn'\\''t find package no-such-package'; exit 1"]
     monkeypatch.setattr(rootfs, "_debootstrap_argv", lambda mirror, target: failing)
-    final = tmp_path / "base-0123456789ab"
     with pytest.raises(LabError, match=r"base build failed at step 'debootstrap' \(exit 1\).*no-such-package"):
-        rootfs._build("http://mirror.example/debian", "0123456789ab", final, log=lambda _: None)
-    assert not final.exists()
+        rootfs._build("http://mirror.example/debian", "0123456789ab", tmp_path, log=lambda _: None)
+    assert not (tmp_path / "base-0123456789ab").exists()
 
 
 def test_subnet_clashing_with_an_existing_interface_is_refused():
