@@ -99,7 +99,10 @@ def _resolve_paths(raw: dict[str, Any], root: Path) -> dict[str, Any]:
     """Relative file paths in config are relative to the project directory, not the caller's cwd."""
 
     def absolute(value: Any) -> Any:
-        return value if not isinstance(value, str) or Path(value).is_absolute() else str(root / value)
+        if not isinstance(value, str):
+            return value
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else root / path)
 
     raw = json.loads(json.dumps(raw))
     for host in raw.get("hosts", []):
