@@ -14,6 +14,7 @@ from io import StringIO
 from pathlib import Path
 
 from pydantic import Field
+from pyinfra import host
 from pyinfra.api import FactBase, Host, deploy
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
@@ -106,11 +107,21 @@ def service_running(spec: ServiceSpec):
         for managed in spec.files
     ]
     written.append(files.put(name=f"Write {spec.unit_path}", src=StringIO(spec.unit_text), dest=spec.unit_path, mode="644"))
-    systemd.daemon_reload(name="Reload systemd units", _if=any_changed(*written))
+    files_changed = any_changed(*written)
+    systemd.daemon_reload(name="Reload systemd units", _if=files_changed)
     systemd.service(name=f"Start and enable {spec.unit}", service=spec.unit, running=True, enabled=True)
     systemd.service(
-        name=f"Restart {spec.unit} for its changed files", service=spec.unit, restarted=True, _if=any_changed(*written)
+        name=f"Restart {spec.unit} for its changed files", service=spec.unit, restarted=True, _if=files_changed
     )
+    # Running but not answering (e.g. vLLM after a pipeline stage's host died): systemd sees no
+    # failure to restart on, so restart it here.
+    if host.get_fact(UnitActive, unit=spec.unit) and not host.get_fact(ProbeAnswers, spec=spec):
+        systemd.service(
+            name=f"Restart {spec.unit}: running but not ready",
+            service=spec.unit,
+            restarted=True,
+            _if=lambda: not files_changed(),
+        )
     server.shell(name=f"Wait until {spec.unit} is ready", commands=[spec.probe_command(spec.ready_timeout)])
 
 

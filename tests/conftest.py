@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.fixtures import lab_hosts  # noqa: F401  (one lab per test session, shared by every folder)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

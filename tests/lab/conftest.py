@@ -1,1 +1,0 @@
-from lab.fixtures import lab_hosts  # noqa: F401
