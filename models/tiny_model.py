@@ -169,7 +169,10 @@ def save_bfloat16(weights: dict[str, np.ndarray], path: Path) -> None:
     bf16 = {name: to_bfloat16_bits(value) for name, value in weights.items()}
     specs = {
         name: TensorSpec(
-            dtype="bfloat16", shape=list(bits.shape), data_ptr=bits.ctypes.data, data_len=bits.nbytes
+            dtype="bfloat16",
+            shape=list(bits.shape),
+            data_ptr=bits.ctypes.data,
+            data_len=bits.nbytes,
         )
         for name, bits in bf16.items()
     }

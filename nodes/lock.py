@@ -34,8 +34,8 @@ UV_PLATFORM = f"{NODE_ARCH}-manylinux_2_{NODE_GLIBC_MINOR}"
 
 def find_uv() -> str:
     """uv from $UV, else the repository's tool venv, else PATH."""
-    candidates = [os.environ.get("UV"), str(REPO_ROOT / ".tools/uv-venv/bin/uv"), shutil.which("uv")]
-    for candidate in candidates:
+    tool_venv = str(REPO_ROOT / ".tools" / "uv-venv" / "bin" / "uv")
+    for candidate in (os.environ.get("UV"), tool_venv, shutil.which("uv")):
         if candidate and Path(candidate).is_file():
             return candidate
     raise FileNotFoundError("uv not found: set $UV or install it into .tools/uv-venv")

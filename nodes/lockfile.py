@@ -1,4 +1,4 @@
-"""Reading a compiled, hash-locked requirements file (pip's format, as `uv pip compile` writes it)."""
+"""Reading a compiled, hash-locked requirements file (pip's format, as `uv pip compile` writes)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-_PINNED = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(?P<version>[^\s;\\]+)")
+_PINNED = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(?P<version>[^\s;\\]+)"
+)
 _HASH = re.compile(r"--hash=sha256:(?P<digest>[0-9a-f]{64})")
 
 
@@ -33,9 +35,7 @@ def read_lock(path: Path) -> list[LockedPackage]:
         digests = frozenset(m["digest"] for m in _HASH.finditer(requirement))
         if not digests:
             raise ValueError(f"{path}: no sha256 hash for {requirement!r}")
-        packages.append(
-            LockedPackage(normalize_name(pinned["name"]), pinned["version"], digests)
-        )
+        packages.append(LockedPackage(normalize_name(pinned["name"]), pinned["version"], digests))
     return packages
 
 

@@ -58,10 +58,6 @@ class Wheelhouse:
     total_bytes: int
     plugin_wheel: Path | None  # relative to `path`
 
-    @property
-    def lock_file(self) -> Path:
-        return self.path / LOCK_NAME
-
 
 def digest16(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
@@ -81,16 +77,17 @@ def build_wheelhouse(flavor: Flavor, cache_root: Path = CACHE_ROOT) -> Wheelhous
     return Wheelhouse(path, total, plugin_wheel.relative_to(path) if plugin_wheel else None)
 
 
-def pip_download_command(lock: Path, dest: Path) -> list[str]:
+def pip_download_command(pip: list[str], lock: Path, dest: Path) -> list[str]:
     """pip fetching exactly the locked wheels for the nodes' interpreter.
 
     pip 23 does not widen `--platform manylinux_2_36_x86_64` to older manylinux levels, so every
     level a glibc 2.36 host accepts is listed (plus the legacy aliases older wheels carry).
     """
     platforms = [f"manylinux_2_{minor}_{NODE_ARCH}" for minor in range(NODE_GLIBC_MINOR, 4, -1)]
-    platforms += [f"{alias}_{NODE_ARCH}" for alias in ("manylinux2014", "manylinux2010", "manylinux1")]
+    legacy_aliases = ("manylinux2014", "manylinux2010", "manylinux1")
+    platforms += [f"{alias}_{NODE_ARCH}" for alias in legacy_aliases]
     command = [
-        *_pip(), "download",
+        *pip, "download",
         "--requirement", str(lock),
         "--dest", str(dest),
         "--require-hashes", "--no-deps", "--only-binary=:all:", "--progress-bar=off",
@@ -129,7 +126,7 @@ def _download_locked_wheels(flavor: Flavor, path: Path, cache_root: Path) -> Non
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=cache_root))
     try:
         shutil.copyfile(flavor.lock_file, staging / LOCK_NAME)
-        subprocess.run(pip_download_command(staging / LOCK_NAME, staging), check=True)
+        subprocess.run(pip_download_command(_pip(), staging / LOCK_NAME, staging), check=True)
         check_wheels(staging / LOCK_NAME, staging)
         _rename_into_place(staging, path)
     finally:

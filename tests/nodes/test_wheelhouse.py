@@ -39,7 +39,7 @@ def test_check_wheels_rejects_a_missing_wheel(tmp_path):
 
 
 def test_downloads_target_the_nodes_interpreter_not_the_controllers(tmp_path):
-    command = pip_download_command(tmp_path / "requirements.lock", tmp_path)
+    command = pip_download_command(["pip"], tmp_path / "requirements.lock", tmp_path)
     platforms = {command[i + 1] for i, arg in enumerate(command) if arg == "--platform"}
     abis = {command[i + 1] for i, arg in enumerate(command) if arg == "--abi"}
     assert {"manylinux_2_36_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"} <= platforms
