@@ -7,7 +7,7 @@ PULUMI_BIN := .tools/pulumi/$(PULUMI_VERSION)/bin
 MODEL := .cache/models/tiny-qwen2
 SHELL := /bin/bash
 
-.PHONY: setup demo test test-quick bench model clean-state
+.PHONY: setup demo test test-quick bench bench-quick model clean-state
 
 setup: .venv/.synced $(PULUMI_BIN)/.installed .pulumi/passphrase
 
@@ -42,3 +42,6 @@ test-quick: setup model
 
 bench: setup model
 	source env.sh && python -m bench
+
+bench-quick: setup model
+	source env.sh && python -m bench --quick

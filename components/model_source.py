@@ -93,4 +93,5 @@ def _split(huggingface: str) -> tuple[str, str]:
 
 
 def _size(root: Path) -> int:
-    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file()) if root.is_dir() else 0
+    """Bytes of the model's files (huggingface_hub's own metadata under `.cache/` left out)."""
+    return sum((root / name).stat().st_size for name in manifests.tree_files(root)) if root.is_dir() else 0

@@ -45,6 +45,20 @@ class StepError(RuntimeError):
     """A step failed on its host; the message names the host and the step."""
 
 
+def step_inputs(
+    step: str, host: HostConfig, spec: Any, host_keys: HostKeyPolicy, purge_cache: bool = False
+) -> dict[str, Any]:
+    """A step resource's inputs; `spec` is the step's spec as JSON (or an Output of it)."""
+    return {
+        "step": step,
+        "host": host.model_dump(mode="json"),
+        "spec": spec,
+        "code": deploy_code_digest(),
+        "host_keys": {"known_hosts_file": host_keys.known_hosts_file, "strict": host_keys.strict},
+        "purge_cache": purge_cache,
+    }
+
+
 def apply_step(props: dict[str, Any]) -> dict[str, Any]:
     """Runs the step on its host; returns the outputs to record (inputs + observations)."""
     step = STEPS[props["step"]]
@@ -191,13 +205,5 @@ class NodeStep(pulumi.dynamic.Resource, module="provisioning", name="NodeStep"):
         purge_cache: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ):
-        props = {
-            "step": step,
-            "host": host.model_dump(mode="json"),
-            "spec": spec,
-            "code": deploy_code_digest(),
-            "host_keys": {"known_hosts_file": host_keys.known_hosts_file, "strict": host_keys.strict},
-            "purge_cache": purge_cache,
-            **{key: None for key in OUTPUTS},
-        }
+        props = {**step_inputs(step, host, spec, host_keys, purge_cache), **dict.fromkeys(OUTPUTS)}
         super().__init__(StepProvider(), name, props, opts)

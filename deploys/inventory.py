@@ -6,8 +6,7 @@
 
 Loading it validates the stack config and prepares the controller's artifacts (the .debs, the
 wheelhouse of each flavor, the model: cached, so only the first load downloads); each host's data
-carries its connection and its `NodePlan`. RVS_SSH_KNOWN_HOSTS / RVS_SSH_STRICT_HOST_KEYS set the
-host key policy (the lab's hosts get new keys on every boot: `/dev/null` and `no`).
+carries its connection (host keys as `ssh.host_keys` says) and its `NodePlan`.
 """
 
 import os
@@ -16,10 +15,12 @@ from pathlib import Path
 import yaml
 
 from components.debs import prepare_debs
+from components.hosts import host_key_policy
 from components.model_source import prepare_model
-from components.node_plan import SYSTEM_PACKAGES, node_plan
+from components import node_plan as plans  # a module: pyinfra takes module-level tuples for host groups
 from components.validation import CONFIG_NAMESPACE, load_stack_config
 from components.wheels import prepare_wheelhouse
+from deploys.runner import connection_data
 
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,28 +41,18 @@ def _stack_config():
 
 def _hosts() -> list:
     config = _stack_config()
-    debs = prepare_debs(list(SYSTEM_PACKAGES))
+    debs = prepare_debs(list(plans.SYSTEM_PACKAGES))
     wheelhouses = {flavor: prepare_wheelhouse(flavor) for flavor in {host.accelerator for host in config.hosts}}
     model = prepare_model(
         str(config.model.path) if config.model.path else None, config.model.huggingface, os.environ.get("HF_TOKEN")
     )
     entries = []
     for host in config.hosts:
-        plan = node_plan(
+        plan = plans.node_plan(
             host, config.software, config.network, debs, wheelhouses[host.accelerator], model,
             config.model.served_name, str(config.model.remote_path),
         )  # fmt: skip
-        data = {
-            "ssh_hostname": str(host.address),
-            "ssh_user": host.ssh.user,
-            "ssh_port": host.ssh.port,
-            "ssh_key": str(host.ssh.key_file),
-            "ssh_known_hosts_file": os.environ.get("RVS_SSH_KNOWN_HOSTS", "~/.ssh/known_hosts"),
-            "ssh_strict_host_key_checking": os.environ.get("RVS_SSH_STRICT_HOST_KEYS", "accept-new"),
-            "host_config": host,
-            "plan": plan,
-        }
-        entries.append((host.name, data))
+        entries.append((host.name, {**connection_data(host, host_key_policy(host)), "plan": plan}))
     return entries
 
 

@@ -63,7 +63,8 @@ def debs_installed(spec: SystemPackagesSpec):
     needed = missing_closure(missing, spec.debs, installed)
     debs = [spec.debs[name].file for name in needed]
     yield FunctionCommand(push_files, (spec.debs_dir, debs, DEBS_DIR, {}), {})
-    yield f"cd {_q(DEBS_DIR)} && {_APT} install -y --no-download --no-install-recommends {_q(*(f'./{deb}' for deb in debs))}"
+    # apt orders the local files itself; it wants absolute paths (and fails with --no-download).
+    yield f"{_APT} install -y --no-install-recommends {_q(*(f'{DEBS_DIR}/{deb}' for deb in debs))}"
 
 
 def missing_closure(missing: list[str], debs: dict[str, DebFile], installed: dict[str, str]) -> list[str]:

@@ -38,6 +38,18 @@ class HostKeyPolicy:
 LAB_HOST_KEYS = HostKeyPolicy(known_hosts_file="/dev/null", strict="no")
 
 
+def connection_data(host: HostConfig, host_keys: HostKeyPolicy) -> dict:
+    """pyinfra host data for reaching `host` over SSH (also what `deploys.transfer` reads)."""
+    return {
+        "ssh_hostname": str(host.address),
+        "ssh_user": host.ssh.user,
+        "ssh_port": host.ssh.port,
+        "ssh_key": str(host.ssh.key_file),
+        "ssh_known_hosts_file": host_keys.known_hosts_file,
+        "ssh_strict_host_key_checking": host_keys.strict,
+    }
+
+
 @dataclass
 class HostResult:
     name: str
@@ -62,15 +74,18 @@ def run_deploy(
     observe: Callable[..., dict] | None = None,
     host_keys: HostKeyPolicy = HostKeyPolicy(),
     log_name: str | None = None,
+    per_host: dict[str, dict] | None = None,
     **data,
 ) -> dict[str, HostResult]:
     """Runs `deploy_fn(**data)` on every host (in parallel), then `observe(host, **data)` on the
-    hosts that succeeded. Both must be importable module-level functions; `data` must pickle.
+    hosts that succeeded; `per_host[name]` adds or replaces arguments for one host (its own
+    plan). Both functions must be importable module-level functions; arguments must pickle.
     `deploy_fn=None` only observes (what `pulumi refresh` needs).
 
     The child's log goes to `.cache/logs/provision/<log_name or host names>.log`.
     """
-    request = {"hosts": hosts, "deploy_fn": deploy_fn, "observe": observe, "host_keys": host_keys, "data": data}
+    arguments = {host.name: {**data, **(per_host or {}).get(host.name, {})} for host in hosts}
+    request = {"hosts": hosts, "deploy_fn": deploy_fn, "observe": observe, "host_keys": host_keys, "arguments": arguments}
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log_path = LOG_DIR / f"{log_name or '-'.join(host.name for host in hosts)}.log"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))

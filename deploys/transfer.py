@@ -63,7 +63,9 @@ def _stream(data, source: Path, files: list[str], destination: str, extra: dict[
         for name, text in extra.items():
             (extras / name).write_text(text)
         tar = ["tar", "-cf", "-", "--owner=0", "--group=0", "--numeric-owner",
-               "-C", str(source.resolve()), "--null", "-T", str(listing), "-C", str(extras), *extra]  # fmt: skip
+               "-C", str(source.resolve()), "--null", "-T", str(listing)]  # fmt: skip
+        if extra:
+            tar += ["-C", str(extras), *extra]
         sent = 0
         with (
             subprocess.Popen(tar, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as packer,

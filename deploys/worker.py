@@ -21,6 +21,9 @@ from pyinfra.api.deploy import add_deploy  # noqa: E402
 from pyinfra.api.exceptions import PyinfraError  # noqa: E402
 from pyinfra.api.operations import run_ops  # noqa: E402
 from pyinfra.api.state import StateStage  # noqa: E402
+from pyinfra.context import ctx_host, ctx_state  # noqa: E402
+
+from deploys.runner import connection_data  # noqa: E402
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _PREFIX = re.compile(r"^\[(?P<host>[^\]]+)\]\s*(?P<message>.*)$")
@@ -41,80 +44,22 @@ class HostErrorLog(logging.Handler):
             self.lines[match["host"]].append(match["message"])
 
 
-def _host_data(host, host_keys, data) -> dict:
-    return {
-        "ssh_hostname": str(host.address),
-        "ssh_user": host.ssh.user,
-        "ssh_port": host.ssh.port,
-        "ssh_key": str(host.ssh.key_file),
-        "ssh_known_hosts_file": host_keys.known_hosts_file,
-        "ssh_strict_host_key_checking": host_keys.strict,
-        "host_config": host,
-        **data,
-    }
-
-
 def run(request: dict) -> dict[str, dict]:
+    """{host name: HostResult fields} for the request `deploys.runner.run_deploy` sent."""
     hosts, deploy_fn, observe = request["hosts"], request["deploy_fn"], request["observe"]
-    data, host_keys = request["data"], request["host_keys"]
+    arguments = request["arguments"]
     errors_log = HostErrorLog()
     logging.getLogger("pyinfra").addHandler(errors_log)
     started = time.monotonic()
-
-    inventory = Inventory(([(host.name, _host_data(host, host_keys, data)) for host in hosts], {}))
+    inventory = Inventory(([(host.name, connection_data(host, request["host_keys"])) for host in hosts], {}))
     state = State(inventory=inventory, config=Config(CONNECT_TIMEOUT=10))
-    errors: dict[str, str] = {}
 
-    def fail(host, message: str) -> None:
-        errors.setdefault(host.name, message)
-        try:
-            state.fail_hosts({host})
-        except PyinfraError:
-            pass  # "No hosts remaining!": every host has its own error already
-
-    state.set_stage(StateStage.Connect)
-    try:
-        connect_all(state)
-    except PyinfraError:
-        pass  # every host failed to connect; reported below
-    unreachable = {host.name for host in inventory if host not in state.active_hosts}
-    for host in inventory:
-        if host.name in unreachable:
-            reason = "; ".join(errors_log.lines[host.name][-2:]) or "connection failed"
-            errors[host.name] = f"cannot connect over SSH to {host.data.ssh_user}@{host.data.ssh_hostname}:{host.data.ssh_port}: {reason}"
-
+    errors = _connect(state, errors_log)
+    unreachable = set(errors)
     if deploy_fn is not None:
-        state.set_stage(StateStage.Prepare)
-        for host in list(state.active_hosts):
-            try:
-                add_deploy(state, deploy_fn, host=host, **data)
-            except Exception as error:  # a check that stops this host before anything ran on it
-                fail(host, str(error))
-        for host in inventory:
-            if host in state.failed_hosts and host.name not in errors:
-                errors[host.name] = "; ".join(errors_log.lines[host.name][-_TAIL:]) or "failed while preparing"
-        state.set_stage(StateStage.Execute)
-        if state.active_hosts:
-            try:
-                run_ops(state)
-            except PyinfraError:
-                pass  # all hosts failed; each failure is read from its operations below
-    for host in inventory:
-        if host.name not in errors and host in state.failed_hosts:
-            errors[host.name] = _failed_operation(state, host, errors_log)
-
-    facts: dict[str, dict] = {}
-    if observe is not None:
-        healthy = [host for host in inventory if host.name not in errors]
-        greenlets = {host.name: gevent.spawn(_observe, state, host, observe, data) for host in healthy}
-        gevent.joinall(list(greenlets.values()))
-        for name, greenlet in greenlets.items():
-            if greenlet.successful():
-                facts[name] = greenlet.value
-            else:
-                errors[name] = f"reading the result failed: {greenlet.exception}"
-
-    seconds = time.monotonic() - started
+        errors.update(_apply(state, deploy_fn, arguments, errors_log))
+    facts = _observe_all(state, observe, arguments, errors) if observe is not None else {}
+    seconds = round(time.monotonic() - started, 2)
     return {
         host.name: {
             "name": host.name,
@@ -123,17 +68,75 @@ def run(request: dict) -> dict[str, dict]:
             "reachable": host.name not in unreachable,
             "facts": facts.get(host.name, {}),
             "pushed_bytes": host.data.get("pushed_bytes") or 0,
-            "seconds": round(seconds, 2),
+            "seconds": seconds,
         }
         for host in inventory
     }
 
 
-def _observe(state, host, observe, data) -> dict:
-    from pyinfra.context import ctx_host, ctx_state
+def _connect(state, errors_log: HostErrorLog) -> dict[str, str]:
+    """Connects every host at once; {name: why} for those that could not be reached."""
+    state.set_stage(StateStage.Connect)
+    try:
+        connect_all(state)
+    except PyinfraError:
+        pass  # every host failed to connect ("No hosts remaining!"); reported below
+    errors = {}
+    for host in state.inventory:
+        if host not in state.active_hosts:
+            reason = "; ".join(errors_log.lines[host.name][-2:]) or "connection failed"
+            target = f"{host.data.ssh_user}@{host.data.ssh_hostname}:{host.data.ssh_port}"
+            errors[host.name] = f"cannot connect over SSH to {target}: {reason}"
+    return errors
 
+
+def _apply(state, deploy_fn, arguments: dict[str, dict], errors_log: HostErrorLog) -> dict[str, str]:
+    """Prepares the deploy per host (a failed check stops that host before anything ran on it),
+    then runs the operations on the hosts still active; {name: why} for the hosts that failed."""
+    errors = {}
+    state.set_stage(StateStage.Prepare)
+    for host in list(state.active_hosts):
+        try:
+            add_deploy(state, deploy_fn, host=host, **arguments[host.name])
+        except Exception as error:  # noqa: BLE001 - any exception is this host's failure, not the run's
+            errors[host.name] = str(error)
+            _fail(state, host)
+    state.set_stage(StateStage.Execute)
+    if state.active_hosts:
+        try:
+            run_ops(state)
+        except PyinfraError:
+            pass  # every host failed; each failure is read from its operations below
+    for host in state.failed_hosts:
+        if host.name not in errors and host in state.activated_hosts:
+            errors[host.name] = _failed_operation(state, host, errors_log)
+    return errors
+
+
+def _fail(state, host) -> None:
+    try:
+        state.fail_hosts({host})
+    except PyinfraError:
+        pass  # "No hosts remaining!": each host has its own error already
+
+
+def _observe_all(state, observe, arguments: dict[str, dict], errors: dict[str, str]) -> dict[str, dict]:
+    """`observe` on every host without an error, concurrently; a failure becomes its error."""
+    healthy = [host for host in state.inventory if host.name not in errors]
+    greenlets = {host.name: gevent.spawn(_observe, state, host, observe, arguments[host.name]) for host in healthy}
+    gevent.joinall(list(greenlets.values()))
+    facts = {}
+    for name, greenlet in greenlets.items():
+        if greenlet.successful():
+            facts[name] = greenlet.value
+        else:
+            errors[name] = f"reading the result failed: {greenlet.exception}"
+    return facts
+
+
+def _observe(state, host, observe, arguments) -> dict:
     with ctx_state.use(state), ctx_host.use(host):
-        return observe(host, **data)
+        return observe(host, **arguments)
 
 
 def _changed(state, host) -> bool:
@@ -148,9 +151,9 @@ def _failed_operation(state, host, errors_log: HostErrorLog) -> str:
         if meta.is_complete() and meta.did_error():
             names = ", ".join(state.get_op_meta(op_hash).names)
             output = meta.stderr_lines or meta.stdout_lines
-            why = host.data.get("transfer_error") or "\n".join(output[-_TAIL:]) or "; ".join(errors_log.lines[host.name][-3:])
-            return f"{names}: {why or 'failed'}"
-    return "; ".join(errors_log.lines[host.name][-_TAIL:]) or "failed"
+            why = host.data.get("transfer_error") or "\n".join(output[-_TAIL:])
+            return f"{names}: {why or '; '.join(errors_log.lines[host.name][-3:]) or 'failed'}"
+    return "; ".join(errors_log.lines[host.name][-_TAIL:]) or "failed while preparing"
 
 
 def main() -> None:

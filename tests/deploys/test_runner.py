@@ -1,0 +1,24 @@
+"""The runner's per-host reporting, against addresses that refuse connections (no lab needed)."""
+
+import subprocess
+
+from components.config import HostConfig
+from deploys import node, observe
+from deploys.runner import run_deploy
+from deploys.specs import PythonRuntimeSpec
+
+
+def test_unreachable_host_gets_an_error_naming_it(tmp_path):
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    hosts = [
+        HostConfig(name=name, address="127.0.0.1", ssh={"port": port, "key_file": key}, role="worker", accelerator="cpu")
+        for name, port in (("ghost1", 1), ("ghost2", 2))
+    ]
+    results = run_deploy(
+        hosts, node.python_runtime, observe=observe.python_runtime, spec=PythonRuntimeSpec(version="3.11.2")
+    )
+    for name, port in (("ghost1", 1), ("ghost2", 2)):
+        result = results[name]
+        assert result.error.startswith(f"{name}: cannot connect over SSH to root@127.0.0.1:{port}: ")
+        assert not result.reachable and not result.changed and result.facts == {}

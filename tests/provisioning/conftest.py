@@ -1,0 +1,82 @@
+"""Fixtures for the lab tests of provisioning: two lab hosts and each one's plan.
+
+The lab is shared with other engineers' tests: a lab that is already up is used as it is and
+left up; one this session brings up is taken down at its end. Only provisioning's own paths on
+the hosts are reset, so the first provision starts from scratch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.config import HostConfig, NetworkConfig, SoftwarePins
+from components.debs import prepare_debs
+from components.hosts import host_key_policy
+from components.model_source import prepare_model
+from components.node_plan import SYSTEM_PACKAGES, node_plan
+from deploys.specs import NodePlan
+from tests.provisioning.small_wheelhouse import small_wheelhouse
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TINY_MODEL = REPO_ROOT / ".cache" / "models" / "tiny-qwen2"
+EXTRA_PACKAGE = "jq"
+"""Not in the lab's base image: its .debs (and its dependencies') come from the controller."""
+PROVISIONED_PATHS = ("/opt/ray-vllm-stack", "/var/cache/ray-vllm-stack", "/var/lib/ray-vllm-stack", "/etc/ray-vllm-stack")
+
+
+@pytest.fixture(scope="session")
+def lab_hosts() -> list[HostConfig]:
+    if os.geteuid() != 0:
+        pytest.skip("lab hosts need root")
+    from lab import api
+
+    up = [row for row in api.status() if row.state == "up"]
+    brought_up = len(up) < 2
+    if brought_up:
+        if up or api.status():
+            pytest.skip("the lab is up with fewer than 2 reachable hosts (another session is using it)")
+        api.up(hosts=2)
+    hosts = [_host(entry) for entry in yaml.safe_load((REPO_ROOT / "inventory" / "dev.yaml").read_text())["hosts"]][:2]
+    yield hosts
+    if brought_up:
+        api.down()
+
+
+@pytest.fixture(scope="session")
+def plans(lab_hosts) -> dict[str, NodePlan]:
+    if not (TINY_MODEL / "config.json").is_file():
+        pytest.skip("the tiny model is missing: run `make model`")
+    debs = prepare_debs([*SYSTEM_PACKAGES, EXTRA_PACKAGE])
+    wheelhouse = small_wheelhouse()
+    model = prepare_model(str(TINY_MODEL), None)
+    return {
+        host.name: node_plan(host, SoftwarePins(), NetworkConfig(), debs, wheelhouse, model, "tiny-qwen2")
+        for host in lab_hosts
+    }
+
+
+def run_on(name: str, script: str) -> str:
+    from lab import api
+
+    done = api.run_on(name, script)
+    assert done.returncode == 0, f"{name}: {script}: {done.stderr}"
+    return done.stdout
+
+
+def reset_provisioning(hosts: list[HostConfig]) -> None:
+    """Back to the lab's base image as far as provisioning goes (its paths and the extra package)."""
+    for host in hosts:
+        run_on(host.name, f"rm -rf {' '.join(PROVISIONED_PATHS)}; dpkg -r {EXTRA_PACKAGE} libjq1 libonig5 >/dev/null 2>&1; true")
+
+
+def host_keys(host: HostConfig):
+    return host_key_policy(host)
+
+
+def _host(entry: dict) -> HostConfig:
+    key = Path(entry["ssh"]["key_file"])
+    return HostConfig.model_validate({**entry, "ssh": {**entry["ssh"], "key_file": str(REPO_ROOT / key)}})

@@ -1,0 +1,145 @@
+"""Controller-side caches without the network: dependency parsing, model manifests, the HF call,
+and the cache providers' diff/damage/purge decisions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from components import model_source
+from components.artifacts import DebsProvider, ModelProvider, WheelhouseProvider
+from components.debs import closure, parse_depends
+from components.model_source import hf_snapshot_dir, prepare_model, source_stamp
+from deploys import manifest as manifests
+from tests.provisioning.fake_hub import FakeHub
+from tests.provisioning.conftest import REPO_ROOT
+
+APT_CACHE_DEPENDS = """\
+python3-venv
+  Depends: python3.11-venv
+  Depends: python3
+python3.11-venv
+  Depends: <python3.11-distutils>
+    python3-distutils
+python3.11
+ |Depends: media-types
+  Depends: mime-support
+python3
+  PreDepends: python3-minimal
+python3-distutils
+  Depends: <python3:any>
+    python3
+libc6
+  Depends: libgcc-s1
+"""
+
+
+def test_apt_dependencies_take_first_alternatives_and_providers():
+    assert parse_depends(APT_CACHE_DEPENDS) == {
+        "python3-venv": ["python3.11-venv", "python3"],
+        "python3.11-venv": ["python3-distutils"],
+        "python3.11": ["media-types"],
+        "python3": ["python3-minimal"],
+        "python3-distutils": ["python3"],
+        "libc6": ["libgcc-s1"],
+    }
+
+
+def test_closure_skips_packages_every_system_has():
+    graph = {"jq": ["libjq1", "libc6"], "libjq1": ["libonig5", "libc6"], "libc6": ["libgcc-s1"]}
+    assert closure(["jq"], graph, required={"libc6"}) == ["jq", "libjq1", "libonig5"]
+    assert closure(["libc6"], graph, required={"libc6"}) == ["libc6", "libgcc-s1"]  # asked for by name: kept
+
+
+def test_local_model_manifest_ignores_hidden_files(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "w.bin").write_bytes(b"\0" * 10)
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "meta").write_text("x")
+    files = prepare_model(str(tmp_path), None)
+    assert sorted(manifests.parse(files.manifest)) == ["config.json", "sub/w.bin"]
+    assert files.total_bytes == 12 and files.downloaded_bytes == 0
+    assert files.manifest_digest == manifests.manifest_digest(manifests.parse(files.manifest))
+
+
+def test_local_model_stamp_changes_when_a_file_does(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    before = source_stamp(str(tmp_path), None)
+    (tmp_path / "config.json").write_text('{"a": 1}')
+    assert source_stamp(str(tmp_path), None) != before
+    assert source_stamp(None, "org/m@abc123") == "org/m@abc123"
+
+
+@pytest.fixture
+def hub():
+    hub = FakeHub("org/tiny", {"config.json": b'{"num_hidden_layers": 2}', "model.safetensors": b"w" * 4096})
+    yield hub
+    hub.close()
+
+
+def test_hugging_face_model_is_fetched_once_with_the_token(hub, tmp_path):
+    first = prepare_model(None, "org/tiny@v1.0", token="hf_secret", endpoint=hub.url, cache=tmp_path)
+    assert hub.downloads() == ["config.json", "model.safetensors"]
+    assert {auth for _, _, auth in hub.requests} == {"Bearer hf_secret"}
+    assert first.local_path == str(hf_snapshot_dir("org/tiny@v1.0", tmp_path)) == str(tmp_path / "org--tiny" / "v1.0")
+    assert first.downloaded_bytes == first.total_bytes == 4096 + 24
+    again = prepare_model(None, "org/tiny@v1.0", token="hf_secret", endpoint=hub.url, cache=tmp_path)
+    assert hub.downloads() == ["config.json", "model.safetensors"] and again.downloaded_bytes == 0
+    assert again.manifest_digest == first.manifest_digest
+
+
+def test_hf_endpoint_from_the_environment_is_honoured(hub, tmp_path):
+    """huggingface_hub reads HF_ENDPOINT when it is imported, as in a fresh provider process."""
+    script = (
+        "import sys; from pathlib import Path; from components.model_source import prepare_model; "
+        "print(prepare_model(None, 'org/tiny@v1.0', cache=Path(sys.argv[1])).downloaded_bytes)"
+    )
+    env = {**os.environ, "HF_ENDPOINT": hub.url, "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("HF_TOKEN", None)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "4120" and hub.downloads() == ["config.json", "model.safetensors"]
+
+
+def test_empty_model_folder_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="holds no files"):
+        model_source.prepare_model(str(tmp_path), None)
+
+
+def test_wheelhouse_damage_lists_missing_wheels_and_diffs(tmp_path):
+    (tmp_path / "a.whl").write_text("a")
+    outs = {"flavor": "cpu", "source": "s", "purge_cache": False, "path": str(tmp_path),
+            "manifest": manifests.render({"a.whl": "0" * 64, "b.whl": "1" * 64})}  # fmt: skip
+    provider = WheelhouseProvider()
+    assert provider.damage(outs) == ["b.whl"]
+    news = {"flavor": "cpu", "source": "s", "purge_cache": False}
+    assert provider.diff("cpu-k", {**outs, "damage": []}, news).changes is False
+    assert provider.diff("cpu-k", {**outs, "damage": ["b.whl"]}, news).changes is True
+    assert provider.diff("cpu-k", {**outs, "damage": []}, {**news, "source": "s2"}).changes is True
+
+
+def test_destroy_keeps_caches_unless_asked(tmp_path):
+    (tmp_path / "x.deb").write_text("x")
+    outs = {"debs_dir": str(tmp_path), "debs": {"x": {"file": "x.deb", "version": "1", "depends": []}}}
+    DebsProvider().delete("debs", {**outs, "purge_cache": False})
+    assert (tmp_path / "x.deb").exists()
+    DebsProvider().delete("debs", {**outs, "purge_cache": True})
+    assert not (tmp_path / "x.deb").exists()
+
+
+def test_a_local_model_folder_is_never_purged(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    ModelProvider().delete("m", {"local_path": str(tmp_path), "huggingface": None, "purge_cache": True})
+    assert (tmp_path / "config.json").exists()
+
+
+def test_model_damage_when_local_files_change(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    outs = {"local_path": str(tmp_path), "files_stamp": source_stamp(str(tmp_path), None)}
+    assert ModelProvider().damage(outs) == []
+    (tmp_path / "config.json").write_text("{ }")
+    assert ModelProvider().damage(outs) == [f"{tmp_path} changed"]

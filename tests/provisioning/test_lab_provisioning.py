@@ -1,0 +1,174 @@
+"""Provisioning against two lab hosts, step by step the way `pulumi up` and `pulumi refresh` call
+the providers: provision, identical fingerprints, a no-op second run, each drift found by a
+refresh and repaired by the next apply on that node only, an unreachable host, a checksum
+mismatch, the NVIDIA preflight on a CPU host."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from components.config import HostConfig
+from components.fingerprint import fingerprint, mismatches
+from components.provisioning import StepError, apply_step, observe_step, step_changes, step_inputs
+from deploys import manifest as manifests
+from deploys.layout import VENV
+from tests.provisioning.conftest import EXTRA_PACKAGE, host_keys, reset_provisioning, run_on
+
+pytestmark = pytest.mark.lab
+
+STEPS = ("facts", "system-packages", "python-runtime", "python-env", "model-weights", "runtime-env")
+PLAN_FIELDS = {"system-packages": "system_packages", "python-runtime": "python_runtime", "python-env": "python_env",
+               "model-weights": "model_weights", "runtime-env": "runtime_env"}  # fmt: skip
+
+
+def inputs(host, plans, step: str) -> dict:
+    spec = getattr(plans[host.name], PLAN_FIELDS[step]).model_dump(mode="json") if step in PLAN_FIELDS else None
+    return step_inputs(step, host, spec, host_keys(host))
+
+
+def provision(hosts, plans) -> dict[str, dict[str, dict]]:
+    """Every step in order, hosts in parallel: {host: {step: outputs}}."""
+
+    def one_node(host):
+        return {step: apply_step(inputs(host, plans, step)) for step in STEPS}
+
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        return dict(zip([host.name for host in hosts], pool.map(one_node, hosts)))
+
+
+def node_fingerprint(outputs: dict[str, dict]) -> dict:
+    return fingerprint(*(outputs[step]["observed"] for step in ("python-runtime", "python-env", "model-weights", "facts")))
+
+
+@pytest.fixture(scope="module")
+def provisioned(lab_hosts, plans):
+    reset_provisioning(lab_hosts)
+    started = time.monotonic()
+    outputs = provision(lab_hosts, plans)
+    outputs["_seconds"] = time.monotonic() - started
+    return outputs
+
+
+def test_first_provision(lab_hosts, provisioned):
+    for host in lab_hosts:
+        steps = provisioned[host.name]
+        assert steps["system-packages"]["changed"] and steps["system-packages"]["observed"] == {"missing": []}
+        assert steps["python-env"]["observed"]["lock"].startswith("small-")
+        assert steps["model-weights"]["observed"]["failed"] == []
+        assert steps["runtime-env"]["observed"]["env"] == {
+            "GLOO_SOCKET_IFNAME": "eth0", "NCCL_SOCKET_IFNAME": "eth0",
+            "VLLM_HOST_IP": str(host.address), "NCCL_IB_DISABLE": "1",
+        }  # fmt: skip
+        pushed = sum(output["pushed_bytes"] for output in steps.values())
+        print(f"{host.name}: first provision pushed {pushed} bytes in {provisioned['_seconds']:.1f} s (2 nodes)")
+        assert pushed > 7_000_000  # the tiny model, the wheels, the .debs of the extra package
+
+
+def test_fingerprints_are_equal(lab_hosts, provisioned):
+    fingerprints = {host.name: node_fingerprint(provisioned[host.name]) for host in lab_hosts}
+    assert mismatches(fingerprints) == []
+    assert fingerprints["lab1"]["python"] == "3.11.2" and fingerprints["lab1"]["packages"]
+
+
+def test_nothing_changed_means_no_diff_and_no_change_on_hosts(lab_hosts, plans, provisioned):
+    for host in lab_hosts:
+        for step in STEPS:
+            assert step_changes(provisioned[host.name][step], inputs(host, plans, step)) == ([], []), (host.name, step)
+    started = time.monotonic()
+    again = provision(lab_hosts, plans)
+    print(f"re-applying every step on 2 nodes: {time.monotonic() - started:.1f} s, nothing changed")
+    for host in lab_hosts:
+        for step in STEPS:
+            assert not again[host.name][step]["changed"], (host.name, step)
+            assert again[host.name][step]["pushed_bytes"] == 0
+            assert again[host.name][step]["observed"] == provisioned[host.name][step]["observed"]
+
+
+DRIFTS = {
+    "a package changed": ("python-env", f"{VENV}/bin/python -m pip uninstall --yes --quiet six"),
+    "a weight file altered": ("model-weights", "echo tampered >> /var/lib/ray-vllm-stack/models/tiny-qwen2/config.json"),
+    "a weight file removed": ("model-weights", "rm /var/lib/ray-vllm-stack/models/tiny-qwen2/tokenizer.json"),
+    "the env file edited": ("runtime-env", "echo NCCL_DEBUG=INFO >> /etc/ray-vllm-stack/node.env"),
+    "a system package removed": ("system-packages", f"dpkg -r {EXTRA_PACKAGE} >/dev/null"),
+}
+
+
+@pytest.mark.parametrize("drift", list(DRIFTS))
+def test_refresh_detects_drift_and_the_next_apply_repairs_only_that(lab_hosts, plans, provisioned, drift):
+    step, tamper = DRIFTS[drift]
+    lab1, lab2 = lab_hosts
+    before = provisioned["lab2"][step]
+    run_on("lab2", tamper)
+
+    refreshed = observe_step(before)  # what `pulumi refresh` records
+    assert refreshed["observed"] != before["applied"]
+    assert step_changes(refreshed, inputs(lab2, plans, step)) == (["observed"], [])
+    untouched = observe_step(provisioned["lab1"][step])
+    assert step_changes(untouched, inputs(lab1, plans, step)) == ([], [])
+
+    repaired = apply_step(inputs(lab2, plans, step))  # what the next `pulumi up` runs
+    assert repaired["changed"] and repaired["observed"] == before["applied"]
+    assert step_changes(repaired, inputs(lab2, plans, step)) == ([], [])
+    if step == "model-weights":
+        sizes = {"a weight file altered": 563, "a weight file removed": 267_600}
+        assert sizes[drift] <= repaired["pushed_bytes"] < sizes[drift] + 20_000  # that file (and the manifest) only
+
+
+def test_unreachable_host_is_named_and_the_rerun_converges(lab_hosts, plans, provisioned):
+    from lab import api
+
+    lab1, lab2 = lab_hosts
+    run_on("lab1", "rm /etc/ray-vllm-stack/node.env")
+    run_on("lab2", "rm /etc/ray-vllm-stack/node.env")
+    api.isolate("lab2")
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            attempts = [pool.submit(apply_step, inputs(host, plans, "runtime-env")) for host in lab_hosts]
+        assert attempts[0].result()["changed"]  # lab1 keeps its progress
+        with pytest.raises(StepError) as failed:
+            attempts[1].result()
+        assert str(failed.value).startswith("runtime-env on lab2: cannot connect over SSH to root@10.201.0.12:22")
+    finally:
+        api.reconnect("lab2")
+    rerun = {host.name: apply_step(inputs(host, plans, "runtime-env")) for host in lab_hosts}
+    assert not rerun["lab1"]["changed"] and rerun["lab2"]["changed"]
+    assert rerun["lab2"]["observed"] == provisioned["lab2"]["runtime-env"]["applied"]
+
+
+def test_checksum_mismatch_names_file_and_node(lab_hosts, plans, tmp_path):
+    lab2 = lab_hosts[1]
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"\1" * 1000)
+    (model / "config.json").write_text("{}")
+    manifest = manifests.build_manifest(model)
+    (model / "weights.bin").write_bytes(b"\2" * 1000)  # the cache changed after its manifest was taken
+    spec = plans["lab2"].model_weights.model_copy(deep=True).model_dump(mode="json")
+    spec["tree"].update(source=str(model), destination="/var/lib/ray-vllm-stack/models/checksum-test",
+                        manifest=manifests.render(manifest))  # fmt: skip
+    spec["keep_previous"] = 5
+    try:
+        with pytest.raises(StepError) as failed:
+            apply_step(step_inputs("model-weights", lab2, spec, host_keys(lab2)))
+        message = str(failed.value)
+        assert message.startswith("model-weights on lab2: ")
+        assert "checksum mismatch in /var/lib/ray-vllm-stack/models/checksum-test: weights.bin" in message
+    finally:
+        run_on("lab2", "rm -rf /var/lib/ray-vllm-stack/models/checksum-test")
+
+
+def test_nvidia_preflight_fails_on_a_lab_host_before_any_change(lab_hosts):
+    lab1 = HostConfig.model_validate({**lab_hosts[0].model_dump(), "accelerator": "nvidia", "gpus": [{"memory_gb": 24}]})
+    from components.node_plan import nvidia_spec
+
+    before = run_on("lab1", "find /opt /var/cache /var/lib /etc -newer /etc/hostname 2>/dev/null | md5sum")
+    with pytest.raises(StepError) as failed:
+        apply_step(step_inputs("nvidia-preflight", lab1, nvidia_spec(lab1).model_dump(mode="json"), host_keys(lab1)))
+    assert str(failed.value) == (
+        "nvidia-preflight on lab1: nvidia preflight failed: nvidia-smi not found; "
+        "install the NVIDIA driver >= 580.65.06 (or set accelerator: cpu)"
+    )
+    assert run_on("lab1", "find /opt /var/cache /var/lib /etc -newer /etc/hostname 2>/dev/null | md5sum") == before

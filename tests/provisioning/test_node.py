@@ -1,0 +1,175 @@
+"""The Node component under Pulumi mocks: its children, their order, their inputs and outputs."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+from pulumi.runtime.mocks import MockMonitor
+
+from components.artifacts import DebPackages, ModelArtifact, Wheelhouse
+from components.config import HostConfig, NetworkConfig, SoftwarePins
+from components.node import Node, NodeArgs
+from deploys import manifest as manifests
+
+MODEL_MANIFEST = manifests.render({"config.json": "a" * 64, "model.safetensors": "b" * 64})
+OBSERVED = {
+    "facts": {"python": "3.11.2", "cpus": 2, "nvidia": None},
+    "nvidia-preflight": {"driver": "580.82.07", "cuda": "13.0", "gpus": []},
+    "system-packages": {"missing": []},
+    "python-runtime": {"version": "3.11.2"},
+    "python-env": {"lock": "cpu-k", "packages_digest": "c" * 64},
+    "model-weights": {"manifest_digest": manifests.manifest_digest(manifests.parse(MODEL_MANIFEST)), "failed": []},
+    "runtime-env": {"env": {"GLOO_SOCKET_IFNAME": "eth0", "VLLM_HOST_IP": "10.201.0.11"}, "sha256": "d" * 64},
+}
+ARTIFACT_OUTPUTS = {
+    "Wheelhouse": {
+        "path": "/c/.cache/wheelhouse/cpu-k", "key": "cpu-k", "lock_file": "requirements.lock",
+        "plugin_wheels": ["plugins/p/vllm_ray_cpu-0.1.0-py3-none-any.whl"], "packages": ["ray", "vllm-ray-cpu"],
+        "manifest": manifests.render({"ray-2.60.0.whl": "e" * 64}), "manifest_digest": "f" * 64, "total_bytes": 10,
+    },
+    "ModelArtifact": {"local_path": "/c/model", "manifest": MODEL_MANIFEST, "manifest_digest": "0" * 64, "total_bytes": 2},
+    "DebPackages": {
+        "debs_dir": "/c/.cache/debs", "packages": ["libnuma1"],
+        "debs": {"libnuma1": {"file": "libnuma1_2.0.16-1_amd64.deb", "version": "2.0.16-1", "depends": []}},
+    },
+}  # fmt: skip
+
+
+class RecordingMonitor(MockMonitor):
+    """Also records each resource's parent and dependencies (MockResourceArgs has neither)."""
+
+    def __init__(self, mocks):
+        super().__init__(mocks)
+        self.registrations: dict[str, dict] = {}
+
+    def RegisterResource(self, request):
+        self.registrations[request.name] = {"parent": request.parent, "dependencies": list(request.dependencies)}
+        return super().RegisterResource(request)
+
+
+class StackMocks(pulumi.runtime.Mocks):
+    def __init__(self):
+        self.inputs: dict[str, dict] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.inputs[args.name] = args.inputs
+        kind = args.typ.rsplit(":", 1)[-1]
+        if kind in ARTIFACT_OUTPUTS:
+            return f"{args.name}-id", {**args.inputs, **ARTIFACT_OUTPUTS[kind]}
+        if kind in ("NodeStep", "HostFacts"):
+            observed = OBSERVED[args.inputs["step"]]
+            return f"{args.name}-id", {**args.inputs, "observed": observed, "applied": observed, "pushed_bytes": 5}
+        return f"{args.name}-id", args.inputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+@pytest.fixture
+def mocks():
+    mocks = StackMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, preview=False, monitor=monitor)
+    mocks.monitor = monitor
+    return mocks
+
+
+def host(name="lab1", accelerator="cpu", tmp_key="/dev/null"):
+    gpus = [{"memory_gb": 24}] if accelerator == "nvidia" else []
+    return HostConfig(
+        name=name, address="10.201.0.11", ssh={"key_file": tmp_key}, role="head", accelerator=accelerator, gpus=gpus
+    )
+
+
+def node_args(tmp_path, accelerator="cpu") -> NodeArgs:
+    (tmp_path / "config.json").write_text("{}")
+    return NodeArgs(
+        host=host(accelerator=accelerator),
+        software=SoftwarePins(),
+        network=NetworkConfig(nccl_ib_disable=True),
+        wheelhouse=Wheelhouse(f"wheelhouse-{accelerator}", accelerator),
+        model=ModelArtifact("model", path=str(tmp_path)),
+        debs=DebPackages("debs", ["libnuma1"]),
+        served_name="tiny-qwen2",
+    )
+
+
+CPU_STEPS = ["system-packages", "python-runtime", "python-env", "model-weights", "runtime-env"]
+
+
+@pulumi.runtime.test
+def test_cpu_node_chains_its_steps_in_order(mocks, tmp_path):
+    node = Node("lab1", node_args(tmp_path))
+
+    def check(_):
+        registrations = mocks.monitor.registrations
+        names = [f"lab1-{step}" for step in ["facts", *CPU_STEPS]]
+        assert [name for name in registrations if name.startswith("lab1-")] == names
+        for previous, name in zip(names, names[1:]):
+            assert any(dep.endswith(f"::{previous}") for dep in registrations[name]["dependencies"]), name
+            assert registrations[name]["parent"].endswith("ray-vllm-stack:index:Node::lab1")
+        assert "lab1-nvidia-preflight" not in registrations
+
+    return node.pushed_bytes.apply(check)  # resolves once every step is registered
+
+
+@pulumi.runtime.test
+def test_step_inputs_carry_the_desired_state(mocks, tmp_path):
+    node = Node("lab1", node_args(tmp_path))
+
+    def check(_):
+        env = mocks.inputs["lab1-python-env"]["spec"]
+        assert env["wheelhouse"]["destination"] == "/var/cache/ray-vllm-stack/wheelhouse/cpu-k"
+        assert env["wheelhouse"]["verify_content"] is False
+        assert env["plugin_wheels"] == ["plugins/p/vllm_ray_cpu-0.1.0-py3-none-any.whl"]
+        weights = mocks.inputs["lab1-model-weights"]["spec"]
+        assert weights["tree"] == {
+            "source": "/c/model", "destination": "/var/lib/ray-vllm-stack/models/tiny-qwen2",
+            "manifest": MODEL_MANIFEST, "verify_content": True,
+        }  # fmt: skip
+        assert mocks.inputs["lab1-runtime-env"]["spec"]["address"] == "10.201.0.11"
+        assert mocks.inputs["lab1-python-runtime"]["spec"] == {"version": "3.11.2", "interpreter": "python3"}
+        assert len(mocks.inputs["lab1-python-env"]["code"]) == 64
+
+    return node.pushed_bytes.apply(check)  # resolves once every step is registered
+
+
+@pulumi.runtime.test
+def test_outputs(mocks, tmp_path):
+    node = Node("lab1", node_args(tmp_path))
+
+    def check(values):
+        fingerprint, runtime_env, venv, model_path, pushed = values
+        assert fingerprint == {
+            "python": "3.11.2", "packages": "c" * 64,
+            "weights": OBSERVED["model-weights"]["manifest_digest"], "driver": None, "cuda": None,
+        }  # fmt: skip
+        assert runtime_env == OBSERVED["runtime-env"]["env"]
+        assert venv == "/opt/ray-vllm-stack/venv"
+        assert model_path == "/var/lib/ray-vllm-stack/models/tiny-qwen2"
+        assert pushed == 5 * 6
+
+    return pulumi.Output.all(node.fingerprint, node.runtime_env, node.venv_path, node.model_path, node.pushed_bytes).apply(
+        check
+    )
+
+
+@pulumi.runtime.test
+def test_nvidia_node_starts_with_the_preflight(mocks, tmp_path):
+    node = Node("lab1", node_args(tmp_path, accelerator="nvidia"))
+
+    def check(_):
+        registrations = mocks.monitor.registrations
+        preflight = mocks.inputs["lab1-nvidia-preflight"]["spec"]
+        assert preflight == {"min_driver": "580.65.06", "cuda": "13.0"}  # None values are not sent
+        assert any(dep.endswith("::lab1-facts") for dep in registrations["lab1-nvidia-preflight"]["dependencies"])
+        assert any(dep.endswith("::lab1-nvidia-preflight") for dep in registrations["lab1-system-packages"]["dependencies"])
+
+    return node.pushed_bytes.apply(check)  # resolves once every step is registered
+
+
+def test_flavor_mismatch_is_refused(mocks, tmp_path):
+    args = node_args(tmp_path)
+    args.host = host(accelerator="nvidia")
+    with pytest.raises(ValueError, match="lab1 is `nvidia` but was given the cpu wheelhouse"):
+        Node("lab1", args)

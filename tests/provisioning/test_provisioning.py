@@ -1,0 +1,103 @@
+"""Step providers' decisions without hosts: what diffs, what replaces, what `check` rejects."""
+
+from __future__ import annotations
+
+import pytest
+from pulumi.runtime import rpc
+
+from components import provisioning
+from components.provisioning import StepProvider, check_inputs, step_changes
+
+HOST = {"name": "lab1", "address": "10.201.0.11", "ssh": {"user": "root", "port": 22, "key_file": "/k"},
+        "role": "head", "accelerator": "cpu", "gpus": []}  # fmt: skip
+SPEC = {"version": "3.11.2", "interpreter": "python3"}
+
+
+def inputs(**changes) -> dict:
+    base = {"step": "python-runtime", "host": HOST, "spec": SPEC, "code": "c1",
+            "host_keys": {"known_hosts_file": "/dev/null", "strict": "no"}, "purge_cache": False}  # fmt: skip
+    return {**base, **changes}
+
+
+def outputs(observed=None, applied=None, **changes) -> dict:
+    applied = applied if applied is not None else {"version": "3.11.2"}
+    return {**inputs(**changes), "observed": observed if observed is not None else applied, "applied": applied}
+
+
+def test_nothing_changed_means_no_diff():
+    assert step_changes(outputs(), inputs()) == ([], [])
+
+
+def test_changed_spec_or_code_updates_in_place():
+    assert step_changes(outputs(), inputs(spec={**SPEC, "version": "3.11.9"})) == (["spec"], [])
+    assert step_changes(outputs(), inputs(code="c2")) == (["code"], [])
+
+
+def test_drift_found_by_refresh_updates_the_step():
+    drifted = outputs(observed={"version": "3.11.4"})
+    assert step_changes(drifted, inputs()) == (["observed"], [])
+
+
+def test_facts_report_but_never_repair():
+    olds = outputs(observed={"cpus": 4}, applied={"cpus": 2}, step="facts", spec=None)
+    assert step_changes(olds, inputs(step="facts", spec=None)) == ([], [])
+
+
+def test_another_machine_replaces():
+    moved = inputs(host={**HOST, "address": "10.201.0.99"})
+    assert step_changes(outputs(), moved) == (["host"], ["host"])
+    new_key = inputs(host={**HOST, "ssh": {**HOST["ssh"], "key_file": "/k2"}})
+    assert step_changes(outputs(), new_key) == (["host"], [])
+
+
+def test_check_reports_bad_inputs_per_property():
+    failures = check_inputs(inputs(spec={"version": "3.11"}))
+    assert [(f.property, f.reason) for f in failures] == [("spec", "version: String should match pattern '^\\d+\\.\\d+\\.\\d+$'")]
+    assert [f.property for f in check_inputs(inputs(step="nope"))] == ["step"]
+    assert [f.property for f in check_inputs(inputs(host={**HOST, "name": "Bad_Name"}))] == ["host"]
+
+
+def test_check_leaves_values_unknown_at_preview_for_up():
+    assert check_inputs(inputs(spec={"version": rpc.UNKNOWN, "interpreter": "python3"})) == []
+
+
+def test_diff_result_shape():
+    result = StepProvider().diff("lab1/python-runtime", outputs(observed={"version": None}), inputs())
+    assert result.changes is True and result.replaces == [] and result.delete_before_replace is False
+
+
+def test_apply_records_the_observation_twice_and_names_failures(monkeypatch):
+    from deploys.runner import HostResult
+
+    def fake_run(hosts, deploy_fn, **kwargs):
+        return {"lab1": HostResult("lab1", changed=True, facts={"version": "3.11.2"}, pushed_bytes=7)}
+
+    monkeypatch.setattr(provisioning, "run_deploy", fake_run)
+    outs = provisioning.apply_step(inputs())
+    assert outs["observed"] == outs["applied"] == {"version": "3.11.2"}
+    assert outs["changed"] is True and outs["pushed_bytes"] == 7
+    assert step_changes(outs, inputs()) == ([], [])
+
+    def failing_run(hosts, deploy_fn, **kwargs):
+        return {"lab1": HostResult("lab1", error="lab1: Python runtime: python3 is 3.11.9 ...")}
+
+    monkeypatch.setattr(provisioning, "run_deploy", failing_run)
+    with pytest.raises(provisioning.StepError, match=r"^python-runtime on lab1: Python runtime: python3 is 3.11.9"):
+        provisioning.apply_step(inputs())
+
+
+def test_delete_lets_an_unreachable_host_go(monkeypatch):
+    from deploys.runner import HostResult
+
+    def unreachable(hosts, deploy_fn, **kwargs):
+        return {"lab1": HostResult("lab1", error="lab1: cannot connect over SSH to root@10.201.0.11:22: timed out", reachable=False)}
+
+    monkeypatch.setattr(provisioning, "run_deploy", unreachable)
+    warning = provisioning.retire_step(inputs(step="runtime-env", spec={"address": "10.201.0.11"}))
+    assert warning.startswith("lab1: cannot connect over SSH") and warning.endswith("left runtime-env on it as it is")
+    assert provisioning.retire_step(inputs()) is None  # python-runtime installs nothing to remove
+
+
+def test_code_digest_covers_the_deploys():
+    digest = provisioning.deploy_code_digest()
+    assert len(digest) == 64 and digest == provisioning.deploy_code_digest()
