@@ -6,7 +6,7 @@ from components.artifacts import DebPackages, ModelArtifact, Wheelhouse
 from components.fingerprint import require_identical
 from components.hosts import host_key_policy
 from components.node import Node, NodeArgs
-from components.node_plan import SYSTEM_PACKAGES
+from components.node_plan import SYSTEM_PACKAGES, driver_install
 from components.ray_cluster import RayCluster, RayClusterArgs
 from components.secrets import ClusterSecrets, ClusterSecretsArgs
 from components.serving_plan import serving_plan
@@ -22,14 +22,16 @@ with stop_on_config_error():
 
 cluster_secrets = ClusterSecrets("cluster", ClusterSecretsArgs(ray_token=config.ray_token, api_key=config.api_key))
 
-wheelhouse = Wheelhouse("wheelhouse", flavor=config.accelerator)
+wheelhouse = Wheelhouse("wheelhouse", flavor=config.accelerator, purge_cache=config.purge_caches)
 model = ModelArtifact(
     "model",
     path=config.model.path and str(config.model.path),
     huggingface=config.model.huggingface,
     hf_token=config.hf_token and config.hf_token.get_secret_value(),
+    endpoint=config.model.hf_endpoint,
+    purge_cache=config.purge_caches,
 )
-debs = DebPackages("debs", packages=list(SYSTEM_PACKAGES))
+debs = DebPackages("debs", packages=list(SYSTEM_PACKAGES), purge_cache=config.purge_caches)
 
 nodes = {
     host.name: Node(
@@ -42,7 +44,11 @@ nodes = {
             model=model,
             debs=debs,
             served_name=config.model.served_name,
+            keep_previous_models=config.model.keep_previous,
+            env_overrides=config.network.env,
+            driver_install=driver_install(config),
             host_keys=host_key_policy(host),
+            purge_caches=config.purge_caches,
         ),
     )
     for host in config.hosts

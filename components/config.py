@@ -72,7 +72,8 @@ class ModelConfig(StrictModel):
     served_name: str
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     quantization: Literal["awq", "gptq", "gptq-8bit", "fp8"] | None = None
-    remote_path: Path = Field(Path("/var/lib/ray-vllm-stack/models"), description="Where weights live on every node.")
+    keep_previous: int = Field(1, ge=0, description="Older models each node keeps besides the served one.")
+    hf_endpoint: str | None = Field(None, description="A Hugging Face mirror; HF_ENDPOINT from the environment otherwise.")
 
     @field_validator("huggingface")
     @classmethod
@@ -92,6 +93,16 @@ class NetworkConfig(StrictModel):
     subnet: IPv4Network | None = Field(None, description="Every host address must lie in it.")
     interface: str | None = Field(None, description="Interface carrying cluster traffic; detected per node if unset.")
     nccl_ib_disable: bool = Field(True, description="Plain Ethernet: keep NCCL off InfiniBand.")
+    env: dict[str, str] = Field({}, description="Runtime variables set on every node after the detected ones.")
+
+
+class NvidiaDriverInstall(StrictModel):
+    """A pinned NVIDIA driver (and CUDA toolkit) installed from an apt repository the nodes reach."""
+
+    url: str
+    suite: str = "/"
+    signing_key_file: Path
+    packages: list[str] = Field(min_length=1, description="Pinned `name=version`, e.g. cuda-drivers=580.65.06-1.")
 
 
 class SecurityConfig(StrictModel):
@@ -144,6 +155,8 @@ class StackConfig(StrictModel):
     ports: Ports = Ports()
     ray: RaySettings = RaySettings()
     vllm: VllmSettings = VllmSettings()
+    nvidia_driver_install: NvidiaDriverInstall | None = None
+    purge_caches: bool = Field(False, description="Let `destroy` delete the wheel, .deb and weight caches too.")
     ray_token: SecretStr | None = None
     api_key: SecretStr | None = None
     hf_token: SecretStr | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import PurePosixPath
 
-from components.config import HostConfig, NetworkConfig, SoftwarePins
+from components.config import HostConfig, NetworkConfig, SoftwarePins, StackConfig
 from components.debs import DebFiles
 from components.model_source import ModelFiles
 from components.wheels import WheelhouseFiles
@@ -104,4 +104,14 @@ def node_plan(
         python_env=python_env_spec(wheelhouse),
         model_weights=model_weights_spec(model, served_name, models_root, keep_previous),
         runtime_env=runtime_env_spec(host, network, env_overrides),
+    )
+
+
+def driver_install(config: StackConfig) -> NvidiaDriverInstall | None:
+    """The configured driver install with its signing key's text, so a new key diffs."""
+    driver = config.nvidia_driver_install
+    if driver is None:
+        return None
+    return NvidiaDriverInstall(
+        url=driver.url, suite=driver.suite, signing_key=driver.signing_key_file.read_text(), packages=tuple(driver.packages)
     )

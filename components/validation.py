@@ -53,6 +53,7 @@ def check_stack(config: StackConfig) -> Iterator[tuple[str, str]]:
     yield from _check_subnet(config)
     yield from _check_ports(config)
     yield from _check_model_source(config)
+    yield from _check_driver_install(config)
     yield from _check_parallel_layout(config)
     yield from _check_layer_partition(config)
 
@@ -108,6 +109,9 @@ def _resolve_paths(raw: dict[str, Any], root: Path) -> dict[str, Any]:
     for host in raw.get("hosts", []):
         if isinstance(host, dict) and isinstance(host.get("ssh"), dict) and "key_file" in host["ssh"]:
             host["ssh"]["key_file"] = absolute(host["ssh"]["key_file"])
+    driver = raw.get("nvidia_driver_install")
+    if isinstance(driver, dict) and "signing_key_file" in driver:
+        driver["signing_key_file"] = absolute(driver["signing_key_file"])
     model = raw.get("model")
     if isinstance(model, dict):
         for key in ("path", "config_json"):
@@ -222,6 +226,14 @@ def _check_model_source(config: StackConfig) -> Iterator[tuple[str, str]]:
         yield "model.config_json", f"{model.config_json} does not exist; point it at the model's config.json"
     if config.accelerator == "cpu" and model.quantization is not None:
         yield "model.quantization", "quantized models need GPUs; remove it for cpu hosts"
+
+
+def _check_driver_install(config: StackConfig) -> Iterator[tuple[str, str]]:
+    driver = config.nvidia_driver_install
+    if driver is not None and not driver.signing_key_file.is_file():
+        yield "nvidia_driver_install.signing_key_file", (
+            f"{driver.signing_key_file} does not exist; save the repository's ASCII-armored key there"
+        )
 
 
 def _check_parallel_layout(config: StackConfig) -> Iterator[tuple[str, str]]:

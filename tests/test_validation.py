@@ -164,3 +164,14 @@ def test_inventory_errors_name_the_file(raw_config, tmp_path):
     assert problems_of(raw_config) == [
         f"{inventory}: hosts[1].accelerator: unknown value 'tpu'; use one of: nvidia, cpu"
     ]
+
+
+def test_driver_install_needs_its_signing_key(raw_config, tmp_path):
+    raw_config["nvidia_driver_install"] = {
+        "url": "http://mirror.lan/cuda/debian12/x86_64", "signing_key_file": str(tmp_path / "none.asc"),
+        "packages": ["cuda-drivers=580.65.06-1"],
+    }
+    assert problems_of(raw_config) == [
+        f"nvidia_driver_install.signing_key_file: {tmp_path / 'none.asc'} does not exist; "
+        "save the repository's ASCII-armored key there"
+    ]
