@@ -27,6 +27,8 @@ class ServiceUnit:
     restart: str = "on-failure"
     restart_seconds: int = 5
     stop_timeout_seconds: int = 30
+    after_stop: Sequence[Sequence[str]] = ()
+    """Commands run whenever the service stopped, e.g. to remove what a killed process left behind."""
 
     def render(self) -> str:
         service = [
@@ -34,6 +36,7 @@ class ServiceUnit:
             *(f"EnvironmentFile={path}" for path in self.environment_files),
             *(f"Environment={quote_argument(f'{key}={value}')}" for key, value in sorted(self.environment.items())),
             "ExecStart=" + " ".join(quote_argument(argument) for argument in self.command),
+            *("ExecStopPost=" + " ".join(quote_argument(argument) for argument in command) for command in self.after_stop),
             f"Restart={self.restart}",
             f"RestartSec={self.restart_seconds}",
             f"TimeoutStopSec={self.stop_timeout_seconds}",

@@ -17,6 +17,9 @@ VLLM_UNIT = "rvs-vllm.service"
 VLLM_SECRETS_FILE = "/etc/ray-vllm-stack/vllm.env"
 """0600: holds VLLM_API_KEY, which vLLM requires on every /v1 request."""
 
+SHM_LEFTOVERS = "/dev/shm/psm_*"
+"""vLLM's shared-memory segments (240 MiB sparse each) stay behind when the server stops."""
+
 
 @dataclass(frozen=True)
 class ServingPlan:
@@ -85,6 +88,7 @@ def vllm_unit(config: StackConfig, plan: ServingPlan) -> str:
         environment=vllm_environment(config, plan),
         environment_files=[ENV_FILE, VLLM_SECRETS_FILE],
         after=("network-online.target", HEAD_UNIT),
+        after_stop=[["/bin/sh", "-c", f"rm -f {SHM_LEFTOVERS}"]],
     ).render()
 
 

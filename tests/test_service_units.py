@@ -105,6 +105,7 @@ def test_api_key_stays_out_of_the_unit(cpu_config):
     unit = vllm_unit(cpu_config, PLAN)
     assert "EnvironmentFile=/etc/ray-vllm-stack/vllm.env" in unit
     assert "api-key" not in unit and "VLLM_API_KEY" not in unit
+    assert 'ExecStopPost=/bin/sh -c "rm -f /dev/shm/psm_*"' in unit
 
 
 @pytest.mark.parametrize(("bind", "url"), [
