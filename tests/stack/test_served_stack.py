@@ -128,7 +128,7 @@ def test_consumer_reads_outputs_through_a_stack_reference(served_stack, tmp_path
 def test_destroy_stops_everything_and_up_brings_it_back(served_stack):
     served_stack.timed("destroy", "destroy", "--yes", "--skip-preview")
     for host in ("lab1", "lab2"):
-        processes = on_host(host, "pgrep -af 'raylet|gcs_server|vllm.entrypoints' || true").stdout
+        processes = on_host(host, "pgrep -af '[r]aylet|[g]cs_server|[v]llm.entrypoints' || true").stdout
         assert processes.strip() == "", processes
         units = on_host(host, "ls /etc/systemd/system/rvs-* 2>/dev/null || true").stdout
         assert units.strip() == ""
