@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,12 +11,8 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
+from tools.pulumi_env import PULUMI_BIN, scratch_pulumi_env
 
-PULUMI_VERSION = next(
-    line.split(":=")[1].strip() for line in (REPO_ROOT / "Makefile").read_text().splitlines()
-    if line.startswith("PULUMI_VERSION")
-)
-PULUMI_BIN = REPO_ROOT / ".tools" / "pulumi" / PULUMI_VERSION / "bin"
 
 
 class PulumiProject:
@@ -29,18 +24,7 @@ class PulumiProject:
         shutil.copy(REPO_ROOT / "__main__.py", workdir)
         for shared in ("components", "deploys", "nodes", "models", "plugins", ".venv"):
             (workdir / shared).symlink_to(REPO_ROOT / shared)
-        (workdir / "state").mkdir()
-        self.env = {
-            **os.environ,
-            "PATH": f"{PULUMI_BIN}:{REPO_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
-            "PULUMI_HOME": str(workdir / "home"),
-            "PULUMI_BACKEND_URL": f"file://{workdir / 'state'}",
-            "PULUMI_CONFIG_PASSPHRASE": "engine-tests",
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "PULUMI_PYTHON_CMD": str(REPO_ROOT / ".venv" / "bin" / "python"),
-        }
-        self.env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
+        self.env = scratch_pulumi_env(workdir, passphrase="engine-tests")
 
     def new_stack(self, name: str, config: dict) -> None:
         """Writes `Pulumi.<name>.yaml` with `config` (keys without the namespace) and selects it."""

@@ -5,7 +5,6 @@ there, and `destroy` keeping the caches. State lives in a scratch file backend."
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -13,13 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.provisioning.conftest import REPO_ROOT, TINY_MODEL, reset_provisioning, run_on
+from tools.pulumi_env import PULUMI_BIN, scratch_pulumi_env
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine]
 
-PULUMI_VERSION = next(
-    line.split(":=")[1].strip() for line in (REPO_ROOT / "Makefile").read_text().splitlines() if line.startswith("PULUMI_VERSION")
-)
-PULUMI_BIN = REPO_ROOT / ".tools" / "pulumi" / PULUMI_VERSION / "bin"
 PROGRAM = Path(__file__).with_name("lab_stack") / "__main__.py"
 
 
@@ -31,21 +27,11 @@ class Stack:
             f"  options:\n    virtualenv: {REPO_ROOT / '.venv'}\n"
         )
         (workdir / "__main__.py").write_text(PROGRAM.read_text())
-        (workdir / "state").mkdir()
         self.env = {
-            **os.environ,
-            "PATH": f"{PULUMI_BIN}:{REPO_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
-            "PYTHONPATH": str(REPO_ROOT),
-            "PULUMI_HOME": str(workdir / "home"),
-            "PULUMI_BACKEND_URL": f"file://{workdir / 'state'}",
-            "PULUMI_CONFIG_PASSPHRASE": "test",
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "PULUMI_PYTHON_CMD": str(REPO_ROOT / ".venv" / "bin" / "python"),
+            **scratch_pulumi_env(workdir, passphrase="test"),
             "RVS_LAB_INVENTORY": str(REPO_ROOT / "inventory" / "dev.yaml"),
             "RVS_LAB_MODEL": str(TINY_MODEL),
         }
-        self.env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
         self.run("stack", "init", "lab")
 
     def run(self, *args: str) -> str:
@@ -71,7 +57,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(lab_hosts, tmp_path_factory):
     if not (PULUMI_BIN / "pulumi").exists():
-        pytest.skip(f"the pinned Pulumi CLI is missing at {PULUMI_BIN}")
+        pytest.fail(f"the pinned Pulumi CLI is missing at {PULUMI_BIN}; run `make setup`")
     if not (TINY_MODEL / "config.json").is_file():
         pytest.skip("the tiny model is missing: run `make model`")
     return Stack(tmp_path_factory.mktemp("lab-stack"))
