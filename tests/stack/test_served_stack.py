@@ -36,9 +36,9 @@ def test_outputs_have_stable_names(served_stack):
 
 
 def test_one_pipeline_stage_per_host(served_stack):
-    """vLLM's stage workers are Ray actors whose processes are titled `ray::RayWorkerWrapper...`."""
+    """vLLM's stage workers are Ray actors titled `ray::RayWorkerProc...` (`RayWorkerWrapper` with the v1 executor)."""
     for host in ("lab1", "lab2"):
-        stages = on_host(host, "pgrep -f '[r]ay::RayWorkerWrapper' || true").stdout.split()
+        stages = on_host(host, "pgrep -f '[r]ay::RayWorker(Proc|Wrapper)' || true").stdout.split()
         assert len(stages) == 1, (host, stages)
 
 
