@@ -15,13 +15,7 @@ from pathlib import Path
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PULUMI_VERSION = next(
-    line.split(":=")[1].strip()
-    for line in (REPO_ROOT / "Makefile").read_text().splitlines()
-    if line.startswith("PULUMI_VERSION")
-)
-PULUMI_BIN = REPO_ROOT / ".tools" / "pulumi" / PULUMI_VERSION / "bin"
+from tools.pulumi_env import PULUMI_BIN, REPO_ROOT
 STACK = "bench"
 PROVISIONING_PROGRAM = Path(__file__).with_name("provisioning_program.py")
 
