@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from tools.pulumi_env import PULUMI_BIN, REPO_ROOT
+
 STACK = "bench"
 PROVISIONING_PROGRAM = Path(__file__).with_name("provisioning_program.py")
 
