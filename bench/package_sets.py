@@ -22,7 +22,7 @@ from components.wheels import WheelhouseFiles
 from deploys import manifest as manifests
 from nodes.flavors import get_flavor
 from nodes.lockfile import normalize_name, read_lock
-from nodes.wheelhouse import LOCK_NAME, PIP_VENV, digest16, wheelhouse_path
+from nodes.wheelhouse import LOCK_NAME, digest16, pip_command, wheelhouse_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_CACHE = REPO_ROOT / ".cache" / "bench"
@@ -101,10 +101,9 @@ def synthetic_weights(total_bytes: int) -> Path:
 
 def _resolve_offline(wheelhouse: Path, requirement: str) -> dict[str, str]:
     """{distribution name: wheel file name} pip installs for `requirement` from `wheelhouse` alone."""
-    python = PIP_VENV / "bin" / "python"
     with tempfile.NamedTemporaryFile(suffix=".json") as report:
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--dry-run", "--quiet", "--no-index", "--ignore-installed",
+            [*pip_command(), "install", "--dry-run", "--quiet", "--no-index", "--ignore-installed",
              "--find-links", str(wheelhouse), "--report", report.name, requirement],
             check=True, capture_output=True, text=True,
         )  # fmt: skip

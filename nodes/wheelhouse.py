@@ -126,7 +126,7 @@ def _download_locked_wheels(flavor: Flavor, path: Path, cache_root: Path) -> Non
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=cache_root))
     try:
         shutil.copyfile(flavor.lock_file, staging / LOCK_NAME)
-        subprocess.run(pip_download_command(_pip(), staging / LOCK_NAME, staging), check=True)
+        subprocess.run(pip_download_command(pip_command(), staging / LOCK_NAME, staging), check=True)
         check_wheels(staging / LOCK_NAME, staging)
         _rename_into_place(staging, path)
     finally:
@@ -143,7 +143,7 @@ def _build_plugin(source: Path, wheelhouse: Path) -> Path:
         if not target.is_dir():
             built = Path(scratch) / "wheel"
             subprocess.run(
-                [*_pip(), "wheel", "--no-deps", "--no-index", "--no-cache-dir",
+                [*pip_command(), "wheel", "--no-deps", "--no-index", "--no-cache-dir",
                  "--find-links", str(wheelhouse), "--wheel-dir", str(built), str(tree)],
                 check=True,
             )  # fmt: skip
@@ -172,7 +172,7 @@ def _rename_into_place(staging: Path, path: Path) -> None:
             raise
 
 
-def _pip() -> list[str]:
+def pip_command() -> list[str]:
     """pip from a venv next to the cache, seeded offline by the stdlib's bundled pip (ensurepip):
     the controller's own venv is managed by uv and has none."""
     python = PIP_VENV / "bin" / "python"

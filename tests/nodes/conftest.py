@@ -1,29 +1,41 @@
 """Fixtures for the node-software tests.
 
-Tests marked `slow` run inside the CPU node venv (vLLM, torch, Ray; about 6.5 GB) that
-`nodes.install` builds from the wheelhouse at `.cache/venvs/cpu`; they skip where it is absent.
+Tests marked `slow` run inside a CPU node venv (vLLM, torch, Ray; about 6.5 GB) at
+`.cache/venvs/cpu`, built on first use from the CPU wheelhouse with the commands a node runs, and
+rebuilt when the wheelhouse or the plugin wheel changes.
 """
 
 import os
+import shutil
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
-from nodes.flavors import FLAVORS, REPO_ROOT
+from nodes.flavors import FLAVORS, REPO_ROOT, get_flavor
+from nodes.install import install_commands
+from nodes.wheelhouse import build_wheelhouse
 
-CPU_VENV_PYTHON = REPO_ROOT / ".cache" / "venvs" / "cpu" / "bin" / "python"
+CPU_VENV = REPO_ROOT / ".cache" / "venvs" / "cpu"
+BUILT_FROM = CPU_VENV / "built-from"
 
 # The plugin's pure modules are tested on the controller, where it is not installed.
 sys.path.insert(0, str(FLAVORS["cpu"].plugin / "src"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cpu_venv_python() -> Path:
-    if not CPU_VENV_PYTHON.exists():
-        pytest.skip(f"no CPU node venv at {CPU_VENV_PYTHON.parent.parent}")
-    return CPU_VENV_PYTHON
+    wheelhouse = build_wheelhouse(get_flavor("cpu"))
+    source = f"{wheelhouse.path.name}/{wheelhouse.plugin_wheel}\n"
+    if not BUILT_FROM.is_file() or BUILT_FROM.read_text() != source:
+        shutil.rmtree(CPU_VENV, ignore_errors=True)
+        for command in install_commands(
+            PurePosixPath(CPU_VENV), PurePosixPath(wheelhouse.path), wheelhouse.plugin_wheel, python=sys.executable
+        ):
+            subprocess.run(command, shell=True, check=True, capture_output=True)
+        BUILT_FROM.write_text(source)
+    return CPU_VENV / "bin" / "python"
 
 
 @pytest.fixture

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import sys
 from pathlib import Path
 
 from components.wheels import WheelhouseFiles
 from deploys import manifest as manifests
-from nodes.wheelhouse import LOCK_NAME
+from nodes.wheelhouse import LOCK_NAME, pip_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PINS = ("six==1.17.0", "idna==3.10")
@@ -21,9 +20,7 @@ def small_wheelhouse(pins: tuple[str, ...] = PINS) -> WheelhouseFiles:
     path = CACHE / f"small-{hashlib.sha256(' '.join(pins).encode()).hexdigest()[:16]}"
     if not (path / LOCK_NAME).is_file():
         path.mkdir(parents=True, exist_ok=True)
-        pip = REPO_ROOT / ".cache" / "pip-venv" / "bin" / "python"
-        python = str(pip) if pip.exists() else sys.executable
-        subprocess.run([python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", str(path), *pins],
+        subprocess.run([*pip_command(), "download", "--no-deps", "--only-binary=:all:", "--dest", str(path), *pins],
                        check=True, capture_output=True)  # fmt: skip
         lines = []
         for pin in pins:
