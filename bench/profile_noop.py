@@ -69,7 +69,7 @@ def main() -> int:
             "RVS_BENCH_MODEL": str(TINY_MODEL),
             "RVS_BENCH_WHEELHOUSE": str(ray_wheelhouse()),
         }
-        project = BenchProject.provisioning_program(Path(scratch) / "project", environment)
+        project = BenchProject.provisioning_program(Path(scratch), environment)
         print(f"first up: {project.timed('up', '--yes'):.1f} s")
         for command in (("preview",), ("up", "--yes", "--skip-preview"), ("up", "--yes")):
             out = Path(scratch) / "-".join(command)

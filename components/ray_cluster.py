@@ -24,7 +24,7 @@ from components.ray_units import (
     required_ports,
 )
 from deploys.runner import HostKeyPolicy
-from deploys.services import ManagedFile, ServiceSpec
+from deploys.specs import ManagedFile, ServiceSpec
 
 READY_TIMEOUT_S = 180
 

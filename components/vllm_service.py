@@ -14,7 +14,7 @@ from components.config import StackConfig
 from components.provisioning import NodeStep
 from components.vllm_unit import VLLM_SECRETS_FILE, VLLM_UNIT, ServingPlan, endpoint_url, vllm_secrets_env, vllm_unit
 from deploys.runner import HostKeyPolicy
-from deploys.services import ManagedFile, ServiceSpec
+from deploys.specs import ManagedFile, ServiceSpec
 
 READY_TIMEOUT_S = 900
 """Loading weights and, on GPUs, compiling CUDA graphs; the lab's CPU build needs about a minute."""

@@ -6,6 +6,8 @@
     /var/cache/ray-vllm-stack/debs/                 .deb files pushed for missing system packages
     /var/lib/ray-vllm-stack/models/<served name>/   model weights + MANIFEST.sha256
     /etc/ray-vllm-stack/node.env                    runtime environment (0644; secrets live elsewhere)
+    /opt/ray-vllm-stack/bin/probes.py               the services' readiness probe
+    /etc/systemd/system/<unit>.service              the services' units
 
 Caches (wheelhouse, debs, weights) survive `pulumi destroy` unless a purge is asked for.
 """
@@ -16,6 +18,8 @@ WHEELHOUSE_ROOT = "/var/cache/ray-vllm-stack/wheelhouse"
 DEBS_DIR = "/var/cache/ray-vllm-stack/debs"
 MODELS_ROOT = "/var/lib/ray-vllm-stack/models"
 ENV_FILE = "/etc/ray-vllm-stack/node.env"
+PROBE_PATH = "/opt/ray-vllm-stack/bin/probes.py"
+UNIT_DIR = "/etc/systemd/system"
 
 MANIFEST_NAME = "MANIFEST.sha256"
 """Every synced tree carries its manifest in `sha256sum` format, written last: a tree whose

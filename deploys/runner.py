@@ -11,6 +11,7 @@ step fails gets an error naming it; the other hosts carry on.
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import subprocess
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from components.config import HostConfig
 
@@ -67,11 +69,15 @@ class DeployError(RuntimeError):
     """The child process itself failed (not a host): its log tail says why."""
 
 
+Function = Callable[..., Any] | str
+"""A module-level function, or its `module:function` name for callers that must not import it."""
+
+
 def run_deploy(
     hosts: list[HostConfig],
-    deploy_fn: Callable[..., None] | None,
+    deploy_fn: Function | None,
     *,
-    observe: Callable[..., dict] | None = None,
+    observe: Function | None = None,
     host_keys: HostKeyPolicy = HostKeyPolicy(),
     log_name: str | None = None,
     per_host: dict[str, dict] | None = None,
@@ -79,7 +85,7 @@ def run_deploy(
 ) -> dict[str, HostResult]:
     """Runs `deploy_fn(**data)` on every host (in parallel), then `observe(host, **data)` on the
     hosts that succeeded; `per_host[name]` adds or replaces arguments for one host (its own
-    plan). Both functions must be importable module-level functions; arguments must pickle.
+    plan). Arguments must pickle.
     `deploy_fn=None` only observes (what `pulumi refresh` needs).
 
     The child's log goes to `.cache/logs/provision/<log_name or host names>.log`.
@@ -91,7 +97,7 @@ def run_deploy(
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
     with tempfile.NamedTemporaryFile(prefix="rvs-deploy-", suffix=".pickle") as result_file:
         with log_path.open("ab") as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {getattr(deploy_fn, '__name__', 'observe')}\n".encode())
+            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {_name(deploy_fn or 'observe')}\n".encode())
             log.flush()
             child = subprocess.run(
                 [sys.executable, "-m", "deploys.worker", result_file.name],
@@ -106,3 +112,15 @@ def run_deploy(
             raise DeployError(f"the pyinfra runner exited {child.returncode} (log: {log_path}):\n{tail}")
         raw = pickle.loads(Path(result_file.name).read_bytes())
     return {name: HostResult(**values) for name, values in raw.items()}
+
+
+def resolve(function: Function | None) -> Callable[..., Any] | None:
+    """The function itself; a `module:function` name is imported (in the child process)."""
+    if not isinstance(function, str):
+        return function
+    module, name = function.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _name(function: Function) -> str:
+    return function if isinstance(function, str) else function.__name__

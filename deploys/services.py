@@ -13,51 +13,15 @@ import shlex
 from io import StringIO
 from pathlib import Path
 
-from pydantic import Field
 from pyinfra import host
 from pyinfra.api import FactBase, Host, deploy
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from deploys.layout import VENV
-from deploys.specs import Spec
+from deploys.layout import PROBE_PATH
+from deploys.specs import ServiceSpec
 
 PROBE_SOURCE = Path(__file__).with_name("probes.py")
-PROBE_PATH = "/opt/ray-vllm-stack/bin/probes.py"
-UNIT_DIR = "/etc/systemd/system"
-
-
-class ManagedFile(Spec):
-    path: str
-    content: str
-    mode: str = Field("644", pattern=r"^[0-7]{3,4}$")
-
-
-class ServiceSpec(Spec):
-    unit: str = Field(pattern=r"^[a-z0-9-]+\.service$")
-    unit_text: str
-    files: tuple[ManagedFile, ...] = ()
-    probe: tuple[str, ...] = Field(description="Arguments of deploys/probes.py that say the unit is ready.")
-    probe_environment: dict[str, str] = {}
-    probe_env_files: tuple[str, ...] = Field((), description="Sourced before the probe (e.g. the API key).")
-    ready_timeout: int = Field(300, ge=1)
-    cleanup_paths: tuple[str, ...] = Field((), description="Runtime directories removed with the unit.")
-
-    @property
-    def unit_path(self) -> str:
-        return f"{UNIT_DIR}/{self.unit}"
-
-    def managed_paths(self) -> list[str]:
-        return [self.unit_path, *(managed.path for managed in self.files)]
-
-    def probe_command(self, timeout: int) -> str:
-        sources = "".join(f". {shlex.quote(path)} && " for path in self.probe_env_files)
-        environment = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(self.probe_environment.items()))
-        arguments = " ".join(shlex.quote(argument) for argument in self.probe)
-        return (
-            f"set -a && {sources}set +a && env {environment} {VENV}/bin/python {PROBE_PATH} "
-            f"{arguments} --unit {shlex.quote(self.unit)} --timeout {timeout}"
-        )
 
 
 def files_digest(sha256_by_path: dict[str, str | None]) -> str:

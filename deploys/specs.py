@@ -7,12 +7,13 @@ CLI, and the arguments of the deploys in `deploys.node`. Nothing here touches a 
 from __future__ import annotations
 
 import re
+import shlex
 from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from deploys import manifest as manifests
-from deploys.layout import ENV_FILE, VENV
+from deploys.layout import ENV_FILE, PROBE_PATH, UNIT_DIR, VENV
 
 PINNED_DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]*=[A-Za-z0-9.+~:-]+$")
 
@@ -117,3 +118,36 @@ class NodePlan(Spec):
     python_env: PythonEnvSpec
     model_weights: ModelWeightsSpec
     runtime_env: RuntimeEnvSpec
+
+
+class ManagedFile(Spec):
+    path: str
+    content: str
+    mode: str = Field("644", pattern=r"^[0-7]{3,4}$")
+
+
+class ServiceSpec(Spec):
+    unit: str = Field(pattern=r"^[a-z0-9-]+\.service$")
+    unit_text: str
+    files: tuple[ManagedFile, ...] = ()
+    probe: tuple[str, ...] = Field(description="Arguments of deploys/probes.py that say the unit is ready.")
+    probe_environment: dict[str, str] = {}
+    probe_env_files: tuple[str, ...] = Field((), description="Sourced before the probe (e.g. the API key).")
+    ready_timeout: int = Field(300, ge=1)
+    cleanup_paths: tuple[str, ...] = Field((), description="Runtime directories removed with the unit.")
+
+    @property
+    def unit_path(self) -> str:
+        return f"{UNIT_DIR}/{self.unit}"
+
+    def managed_paths(self) -> list[str]:
+        return [self.unit_path, *(managed.path for managed in self.files)]
+
+    def probe_command(self, timeout: int) -> str:
+        sources = "".join(f". {shlex.quote(path)} && " for path in self.probe_env_files)
+        environment = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(self.probe_environment.items()))
+        arguments = " ".join(shlex.quote(argument) for argument in self.probe)
+        return (
+            f"set -a && {sources}set +a && env {environment} {VENV}/bin/python {PROBE_PATH} "
+            f"{arguments} --unit {shlex.quote(self.unit)} --timeout {timeout}"
+        )

@@ -1,19 +1,22 @@
 """The provisioning steps by name: what applies each one, what observes it, what its desired state
 looks like. The Pulumi providers look steps up here by the name stored in their inputs.
+
+Deploys are named (`module:function`), not imported: the Pulumi program and its providers only
+look steps up, and importing pyinfra (with gevent and paramiko) would cost every `pulumi`
+command about half a second per Python process. `deploys.worker` imports them where they run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from deploys import node, observe, services
 from deploys.specs import (
     ModelWeightsSpec,
     NvidiaSpec,
     PythonEnvSpec,
     PythonRuntimeSpec,
     RuntimeEnvSpec,
+    ServiceSpec,
     Spec,
     SystemPackagesSpec,
 )
@@ -22,14 +25,15 @@ from deploys.specs import (
 @dataclass(frozen=True)
 class Step:
     name: str
-    apply: Callable[..., None] | None
-    """A pyinfra deploy taking `spec=`; None for a step that only observes."""
-    observe: Callable[..., dict]
+    apply: str | None
+    """The pyinfra deploy taking `spec=`; None for a step that only observes."""
+    observe: str
+    """The function returning what the host looks like (`(host, spec=) -> dict`)."""
     spec_type: type[Spec] | None
     repairs_drift: bool = True
     """Whether an observation that differs from the one after the last apply makes the next `up`
     apply again (facts such as CPU count only report)."""
-    retire: Callable[..., None] | None = None
+    retire: str | None = None
     """A pyinfra deploy taking `spec=` and `purge_cache=`, run when the step's resource is deleted:
     it removes what the step installed, and its caches only when asked."""
 
@@ -37,16 +41,28 @@ class Step:
 STEPS: dict[str, Step] = {
     step.name: step
     for step in (
-        Step("facts", None, observe.host_facts, None, repairs_drift=False),
-        Step("nvidia-preflight", node.nvidia_preflight, observe.nvidia_driver, NvidiaSpec),
-        Step("system-packages", node.system_packages, observe.system_packages, SystemPackagesSpec),
-        Step("python-runtime", node.python_runtime, observe.python_runtime, PythonRuntimeSpec),
-        Step("python-env", node.python_env, observe.python_env, PythonEnvSpec, retire=node.retire_python_env),
-        Step("model-weights", node.model_weights, observe.model_weights, ModelWeightsSpec, retire=node.retire_model_weights),
-        Step("runtime-env", node.runtime_env, observe.runtime_env, RuntimeEnvSpec, retire=node.retire_runtime_env),
+        Step("facts", None, "deploys.observe:host_facts", None, repairs_drift=False),
+        Step("nvidia-preflight", "deploys.node:nvidia_preflight", "deploys.observe:nvidia_driver", NvidiaSpec),
+        Step("system-packages", "deploys.node:system_packages", "deploys.observe:system_packages", SystemPackagesSpec),
+        Step("python-runtime", "deploys.node:python_runtime", "deploys.observe:python_runtime", PythonRuntimeSpec),
+        Step(
+            "python-env", "deploys.node:python_env", "deploys.observe:python_env", PythonEnvSpec,
+            retire="deploys.node:retire_python_env",
+        ),
+        Step(
+            "model-weights", "deploys.node:model_weights", "deploys.observe:model_weights", ModelWeightsSpec,
+            retire="deploys.node:retire_model_weights",
+        ),
+        Step(
+            "runtime-env", "deploys.node:runtime_env", "deploys.observe:runtime_env", RuntimeEnvSpec,
+            retire="deploys.node:retire_runtime_env",
+        ),
         *(
-            Step(unit, services.service_running, services.service_state, services.ServiceSpec, retire=services.service_removed)
+            Step(
+                unit, "deploys.services:service_running", "deploys.services:service_state", ServiceSpec,
+                retire="deploys.services:service_removed",
+            )
             for unit in ("ray-head", "ray-worker", "vllm")
         ),
     )
-}
+}  # fmt: skip

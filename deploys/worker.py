@@ -23,7 +23,7 @@ from pyinfra.api.operations import run_ops  # noqa: E402
 from pyinfra.api.state import StateStage  # noqa: E402
 from pyinfra.context import ctx_host, ctx_state  # noqa: E402
 
-from deploys.runner import connection_data  # noqa: E402
+from deploys.runner import connection_data, resolve  # noqa: E402
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _PREFIX = re.compile(r"^\[(?P<host>[^\]]+)\]\s*(?P<message>.*)$")
@@ -46,7 +46,7 @@ class HostErrorLog(logging.Handler):
 
 def run(request: dict) -> dict[str, dict]:
     """{host name: HostResult fields} for the request `deploys.runner.run_deploy` sent."""
-    hosts, deploy_fn, observe = request["hosts"], request["deploy_fn"], request["observe"]
+    hosts, deploy_fn, observe = request["hosts"], resolve(request["deploy_fn"]), resolve(request["observe"])
     arguments = request["arguments"]
     errors_log = HostErrorLog()
     logging.getLogger("pyinfra").addHandler(errors_log)

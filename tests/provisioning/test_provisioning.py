@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from pulumi.runtime import rpc
 
 from components import provisioning
 from components.provisioning import StepProvider, check_inputs, step_changes
+from deploys.runner import resolve
+from deploys.steps import STEPS
 
 HOST = {"name": "lab1", "address": "10.201.0.11", "ssh": {"user": "root", "port": 22, "key_file": "/k"},
         "role": "head", "accelerator": "cpu", "gpus": []}  # fmt: skip
@@ -101,3 +106,20 @@ def test_delete_lets_an_unreachable_host_go(monkeypatch):
 def test_code_digest_covers_the_deploys():
     digest = provisioning.deploy_code_digest()
     assert len(digest) == 64 and digest == provisioning.deploy_code_digest()
+
+
+def test_every_step_names_functions_the_worker_can_import():
+    for step in STEPS.values():
+        for function in filter(None, (step.apply, step.observe, step.retire)):
+            assert callable(resolve(function)), f"{step.name}: {function}"
+
+
+def test_the_program_and_its_providers_do_not_load_pyinfra():
+    """pyinfra, gevent and paramiko cost every `pulumi` command half a second per process."""
+    code = (
+        "import sys\n"
+        "import components.node, components.artifacts, components.ray_cluster, components.vllm_service\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pyinfra', 'gevent', 'paramiko'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
