@@ -68,8 +68,9 @@ class Node(pulumi.ComponentResource):
             )
         steps: list[NodeStep] = []
 
-        def step(kind: str, spec: pulumi.Input[dict] | None) -> NodeStep:
-            options = pulumi.ResourceOptions(parent=self, depends_on=steps[-1:])
+        def step(kind: str, spec: pulumi.Input[dict] | None, after: list[NodeStep] | None = None) -> NodeStep:
+            """A step run after `after` (default: the step before it)."""
+            options = pulumi.ResourceOptions(parent=self, depends_on=steps[-1:] if after is None else after)
             created = NodeStep(
                 f"{name}-{kind}", kind, host, spec, args.host_keys, purge_cache=args.purge_caches, opts=options
             )
@@ -93,8 +94,11 @@ class Node(pulumi.ComponentResource):
                     node_plan.model_weights_spec(files, args.served_name, args.models_root, args.keep_previous_models)
                 )
             ),
+            after=[runtime],  # weights need no venv: they stream while pip installs
         )
-        runtime_env = step("runtime-env", _json(node_plan.runtime_env_spec(host, args.network, args.env_overrides)))
+        runtime_env = step(
+            "runtime-env", _json(node_plan.runtime_env_spec(host, args.network, args.env_overrides)), after=[env, weights]
+        )
 
         self.facts = facts.observed
         self.fingerprint = pulumi.Output.all(runtime.observed, env.observed, weights.observed, facts.observed).apply(

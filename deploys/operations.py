@@ -121,8 +121,12 @@ def tree_synced(tree: TreeSpec):
     pushed = {name: tree.entries[name] for name in to_push}
     extra = {_NEW_MANIFEST: tree.manifest, _PUSHED: manifests.render(pushed)}
     yield FunctionCommand(push_files, (tree.source, to_push, destination, extra), {})
+    # Checked on every core at once (one `sha256sum -c` per slice of the list): for weights in
+    # a few multi-gigabyte files, the check would otherwise take longer than the push.
     yield (
-        f"cd {_q(destination)} && failed=$(sha256sum -c {_PUSHED} 2>/dev/null | sed -n 's/: FAILED.*$//p' | tr '\\n' ' ') "
+        f"cd {_q(destination)} && split -e -n r/$(nproc) {_PUSHED} {_PUSHED}. "
+        f"&& {{ failed=$(ls {_PUSHED}.* | xargs -P 0 -n 1 sha256sum -c 2>/dev/null | sed -n 's/: FAILED.*$//p' | tr '\\n' ' '); "
+        f"rm -f {_PUSHED}.*; }} "
         f'&& if [ -n "$failed" ]; then echo "checksum mismatch in {destination}: $failed" >&2; exit 1; fi '
         f"&& mv {_NEW_MANIFEST} {MANIFEST_NAME} && rm -f {_PUSHED}"
     )

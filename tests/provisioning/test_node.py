@@ -97,17 +97,26 @@ def node_args(tmp_path, accelerator="cpu") -> NodeArgs:
 CPU_STEPS = ["system-packages", "python-runtime", "python-env", "model-weights", "runtime-env"]
 
 
+CPU_STEPS_AFTER = {
+    "system-packages": ["facts"],
+    "python-runtime": ["system-packages"],
+    "python-env": ["python-runtime"],
+    "model-weights": ["python-runtime"],  # in parallel with python-env
+    "runtime-env": ["python-env", "model-weights"],
+}
+
+
 @pulumi.runtime.test
-def test_cpu_node_chains_its_steps_in_order(mocks, tmp_path):
+def test_cpu_node_orders_its_steps(mocks, tmp_path):
     node = Node("lab1", node_args(tmp_path))
 
     def check(_):
         registrations = mocks.monitor.registrations
-        names = [f"lab1-{step}" for step in ["facts", *CPU_STEPS]]
-        assert [name for name in registrations if name.startswith("lab1-")] == names
-        for previous, name in zip(names, names[1:]):
-            assert any(dep.endswith(f"::{previous}") for dep in registrations[name]["dependencies"]), name
-            assert registrations[name]["parent"].endswith("ray-vllm-stack:index:Node::lab1")
+        assert [name for name in registrations if name.startswith("lab1-")] == [f"lab1-{s}" for s in ["facts", *CPU_STEPS]]
+        for step, after in CPU_STEPS_AFTER.items():
+            dependencies = {dep.split("::")[-1] for dep in registrations[f"lab1-{step}"]["dependencies"]}
+            assert {dep for dep in dependencies if dep.startswith("lab1-")} == {f"lab1-{name}" for name in after}, step
+            assert registrations[f"lab1-{step}"]["parent"].endswith("ray-vllm-stack:index:Node::lab1")
         assert "lab1-nvidia-preflight" not in registrations
 
     return node.pushed_bytes.apply(check)  # resolves once every step is registered
