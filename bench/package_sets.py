@@ -18,10 +18,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from components.wheels import WheelhouseFiles
-from deploys import manifest as manifests
 from nodes.flavors import get_flavor
-from nodes.lockfile import normalize_name, read_lock
+from nodes.lockfile import normalize_name
 from nodes.wheelhouse import LOCK_NAME, digest16, pip_command, wheelhouse_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -66,22 +64,6 @@ def lock_subset(lock_text: str, names: set[str]) -> str:
         if keep:
             kept.append(line)
     return "".join(kept)
-
-
-def wheelhouse_files(path: str | Path) -> WheelhouseFiles:
-    """A prebuilt wheelhouse folder described the way `Node` expects a flavor's."""
-    path = Path(path)
-    manifest = manifests.build_manifest(path)
-    return WheelhouseFiles(
-        path=str(path),
-        key=path.name,
-        lock_file=LOCK_NAME,
-        plugin_wheels=(),
-        packages=tuple(sorted(package.name for package in read_lock(path / LOCK_NAME))),
-        manifest=manifests.render(manifest),
-        manifest_digest=manifests.manifest_digest(manifest),
-        total_bytes=sum((path / name).stat().st_size for name in manifest),
-    )
 
 
 def synthetic_weights(total_bytes: int) -> Path:

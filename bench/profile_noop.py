@@ -17,7 +17,7 @@ from pathlib import Path
 from bench.lab_session import fresh_lab
 from bench.package_sets import ray_wheelhouse
 from bench.project import BenchProject
-from bench.scenarios import TINY_MODEL
+from bench.scenarios import SERVED_NAME, TINY_MODEL
 from lab.paths import INVENTORY_FILE
 
 PROFILE_HOOK = '''
@@ -65,9 +65,10 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rvs-profile-") as scratch, fresh_lab(args.hosts, None) as _hosts:
         environment = {
-            "RVS_BENCH_INVENTORY": str(INVENTORY_FILE),
-            "RVS_BENCH_MODEL": str(TINY_MODEL),
-            "RVS_BENCH_WHEELHOUSE": str(ray_wheelhouse()),
+            "RVS_INVENTORY": str(INVENTORY_FILE),
+            "RVS_MODEL": str(TINY_MODEL),
+            "RVS_WHEELHOUSE": str(ray_wheelhouse()),
+            "RVS_SERVED_NAME": SERVED_NAME,
         }
         project = BenchProject.provisioning_program(Path(scratch), environment)
         print(f"first up: {project.timed('up', '--yes'):.1f} s")

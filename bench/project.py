@@ -18,7 +18,7 @@ import yaml
 from tools.pulumi_env import PULUMI_BIN, REPO_ROOT
 
 STACK = "bench"
-PROVISIONING_PROGRAM = Path(__file__).with_name("provisioning_program.py")
+PROVISIONING_PROGRAM = REPO_ROOT / "lab" / "provisioning_program.py"
 
 
 class PulumiError(RuntimeError):
@@ -89,7 +89,7 @@ class BenchProject:
 
     @classmethod
     def provisioning_program(cls, workdir: Path, env: dict[str, str]) -> BenchProject:
-        """`bench/provisioning_program.py`: the `Node` component on every host, nothing served."""
+        """`lab/provisioning_program.py` (its environment in `env`): the `Node` component on every host, nothing served."""
         (workdir / "Pulumi.yaml").write_text(
             "name: rvs-bench-provisioning\nruntime:\n  name: python\n"
             f"  options:\n    virtualenv: {REPO_ROOT / '.venv'}\n"

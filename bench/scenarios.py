@@ -173,9 +173,10 @@ def provision_stack(bench: Bench, host_count: int, set_name: str) -> list[Measur
     with fresh_lab(host_count, bench.deadline, bench.log) as hosts:
         names = [host.name for host in hosts]
         environment = {
-            "RVS_BENCH_INVENTORY": str(INVENTORY_FILE),
-            "RVS_BENCH_MODEL": str(weights),
-            "RVS_BENCH_WHEELHOUSE": packages.stack_source,
+            "RVS_INVENTORY": str(INVENTORY_FILE),
+            "RVS_MODEL": str(weights),
+            "RVS_WHEELHOUSE": packages.stack_source,
+            "RVS_SERVED_NAME": "bench-weights",
         }
         project = BenchProject.provisioning_program(bench.workdir(f"provision-{host_count}-{set_name}"), environment)
         with TrafficMeter(names) as meter:

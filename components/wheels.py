@@ -40,8 +40,13 @@ def prepare_wheelhouse(flavor: str) -> WheelhouseFiles:
     spec = get_flavor(flavor)
     existed = wheelhouse_path(spec).is_dir()
     house = build_wheelhouse(spec)
-    path = Path(house.path)
     plugin_wheels = (str(house.plugin_wheel),) if house.plugin_wheel else ()
+    return describe_wheelhouse(Path(house.path), plugin_wheels, downloaded_bytes=0 if existed else house.total_bytes)
+
+
+def describe_wheelhouse(path: Path, plugin_wheels: tuple[str, ...] = (), downloaded_bytes: int = 0) -> WheelhouseFiles:
+    """A wheelhouse folder (its `requirements.lock` and wheels, plus `plugin_wheels` relative to it)
+    as provisioning pushes and installs it."""
     plugin_names = tuple(normalize_name(Path(wheel).name.split("-")[0]) for wheel in plugin_wheels)
     manifest = manifests.build_manifest(path)
     return WheelhouseFiles(
@@ -52,6 +57,6 @@ def prepare_wheelhouse(flavor: str) -> WheelhouseFiles:
         packages=tuple(sorted({package.name for package in read_lock(path / LOCK_NAME)} | set(plugin_names))),
         manifest=manifests.render(manifest),
         manifest_digest=manifests.manifest_digest(manifest),
-        total_bytes=house.total_bytes,
-        downloaded_bytes=0 if existed else house.total_bytes,
+        total_bytes=sum((path / name).stat().st_size for name in manifest),
+        downloaded_bytes=downloaded_bytes,
     )

@@ -7,7 +7,7 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from components.wheels import WheelhouseFiles
+from components.wheels import WheelhouseFiles, describe_wheelhouse
 from deploys import manifest as manifests
 from nodes.wheelhouse import LOCK_NAME, pip_command
 
@@ -28,14 +28,4 @@ def small_wheelhouse(pins: tuple[str, ...] = PINS) -> WheelhouseFiles:
             (wheel,) = path.glob(f"{name}-{version}-*.whl")
             lines.append(f"{pin} \\\n    --hash=sha256:{manifests.file_sha256(wheel)}\n")
         (path / LOCK_NAME).write_text("".join(lines))
-    manifest = manifests.build_manifest(path)
-    return WheelhouseFiles(
-        path=str(path),
-        key=path.name,
-        lock_file=LOCK_NAME,
-        plugin_wheels=(),
-        packages=tuple(sorted(pin.split("==")[0] for pin in pins)),
-        manifest=manifests.render(manifest),
-        manifest_digest=manifests.manifest_digest(manifest),
-        total_bytes=sum((path / name).stat().st_size for name in manifest),
-    )
+    return describe_wheelhouse(path)

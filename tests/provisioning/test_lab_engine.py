@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.provisioning.conftest import REPO_ROOT, TINY_MODEL, reset_provisioning, run_on
+from tests.provisioning.conftest import EXTRA_PACKAGE, REPO_ROOT, TINY_MODEL, reset_provisioning, run_on
+from tests.provisioning.small_wheelhouse import small_wheelhouse
 from tools.pulumi_env import PULUMI_BIN, scratch_pulumi_env
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine]
 
-PROGRAM = Path(__file__).with_name("lab_stack") / "__main__.py"
+PROGRAM = REPO_ROOT / "lab" / "provisioning_program.py"
 
 
 class Stack:
@@ -29,8 +30,12 @@ class Stack:
         (workdir / "__main__.py").write_text(PROGRAM.read_text())
         self.env = {
             **scratch_pulumi_env(workdir, passphrase="test"),
-            "RVS_LAB_INVENTORY": str(REPO_ROOT / "inventory" / "dev.yaml"),
-            "RVS_LAB_MODEL": str(TINY_MODEL),
+            "RVS_INVENTORY": str(REPO_ROOT / "inventory" / "dev.yaml"),
+            "RVS_HOSTS": "2",
+            "RVS_MODEL": str(TINY_MODEL),
+            "RVS_SERVED_NAME": "tiny-qwen2",
+            "RVS_WHEELHOUSE": small_wheelhouse().path,
+            "RVS_EXTRA_PACKAGES": EXTRA_PACKAGE,
         }
         self.run("stack", "init", "lab")
 
