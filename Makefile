@@ -16,7 +16,7 @@ $(UV):
 	.tools/uv-$(UV_VERSION)/bin/pip install --quiet uv==$(UV_VERSION)
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python python3.11
+	$(UV) sync --frozen --compile-bytecode --python python3.11
 	touch $@
 
 $(PULUMI_BIN)/.installed: tools/setup-pulumi.sh tools/pulumi_language_python.py tools/pulumi-cli/go.sum .venv/.synced
