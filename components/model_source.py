@@ -65,7 +65,7 @@ def prepare_model(
         local = Path(path)
         if not local.is_dir():
             raise FileNotFoundError(f"model.path {local} is not a directory")
-    manifest = manifests.build_manifest(local)
+    manifest = manifests.build_manifest(local, manifests.DIGEST_CACHE)
     if not manifest:
         raise ValueError(f"model folder {local} holds no files")
     return ModelFiles(

@@ -48,7 +48,7 @@ def describe_wheelhouse(path: Path, plugin_wheels: tuple[str, ...] = (), downloa
     """A wheelhouse folder (its `requirements.lock` and wheels, plus `plugin_wheels` relative to it)
     as provisioning pushes and installs it."""
     plugin_names = tuple(normalize_name(Path(wheel).name.split("-")[0]) for wheel in plugin_wheels)
-    manifest = manifests.build_manifest(path)
+    manifest = manifests.build_manifest(path, manifests.DIGEST_CACHE)
     return WheelhouseFiles(
         path=str(path),
         key=path.name,

@@ -8,12 +8,16 @@ compare.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
 from deploys.layout import MANIFEST_NAME
 
 Manifest = dict[str, str]
+
+DIGEST_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "manifests"
+"""Where the controller remembers the digests of the trees it pushes (see `build_manifest`)."""
 
 
 def file_sha256(path: Path) -> str:
@@ -36,8 +40,24 @@ def tree_files(root: Path) -> list[str]:
     return sorted(files)
 
 
-def build_manifest(root: Path) -> Manifest:
-    return {name: file_sha256(root / name) for name in tree_files(root)}
+def build_manifest(root: Path, cache_dir: Path | None = None) -> Manifest:
+    """The tree's manifest. With `cache_dir`, a file whose size and modification time are those it
+    had when last hashed keeps that digest (as git's index and rsync do): weights and wheelhouses
+    are gigabytes that every fresh stack would otherwise hash again."""
+    if cache_dir is None:
+        return {name: file_sha256(root / name) for name in tree_files(root)}
+    cache_file = cache_dir / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]}.json"
+    known = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    entries = {}
+    for name in tree_files(root):
+        status = (root / name).stat()
+        stamp = [status.st_size, status.st_mtime_ns]
+        cached = known.get(name)
+        entries[name] = cached if cached and cached[:2] == stamp else [*stamp, file_sha256(root / name)]
+    if entries != known:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache_file.write_text(json.dumps(entries))
+    return {name: entry[2] for name, entry in entries.items()}
 
 
 def render(manifest: Manifest) -> str:

@@ -21,6 +21,21 @@ def test_manifest_round_trip_and_digest(tmp_path):
     assert tree.entries == manifest and tree.digest == manifests.manifest_digest(manifest)
 
 
+def test_cached_manifest_rehashes_only_files_whose_size_or_time_changed(tmp_path, monkeypatch):
+    tree, cache = tmp_path / "tree", tmp_path / "cache"
+    tree.mkdir()
+    (tree / "kept").write_text("1")
+    (tree / "edited").write_text("2")
+    first = manifests.build_manifest(tree, cache)
+    assert first == manifests.build_manifest(tree)
+    (tree / "edited").write_text("22")
+    hashed = []
+    monkeypatch.setattr(manifests, "file_sha256", lambda path: hashed.append(path.name) or f"digest of {path.name}")
+    second = manifests.build_manifest(tree, cache)
+    assert hashed == ["edited"]
+    assert second == {"kept": first["kept"], "edited": "digest of edited"}
+
+
 def test_env_file_round_trip():
     env = runtime_env(RuntimeEnvSpec(address="10.0.0.2", overrides={"X": 'a "b"'}), [{"interface": "eth1", "address": "10.0.0.2"}])
     assert env == {"GLOO_SOCKET_IFNAME": "eth1", "NCCL_SOCKET_IFNAME": "eth1", "VLLM_HOST_IP": "10.0.0.2",
