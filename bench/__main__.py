@@ -25,7 +25,16 @@ from bench import report
 from bench.lab_session import LabUnavailable
 from bench.project import warm_bytecode_cache
 from bench.results import BASELINE, RESULTS_DIR, STACK, BenchRun, Measurement, load, skipped
-from bench.scenarios import FULL, RAY, Bench, provision_baseline, provision_stack, serve_baseline, serve_stack
+from bench.scenarios import (
+    FULL,
+    RAY,
+    Bench,
+    lacking_room,
+    provision_baseline,
+    provision_stack,
+    serve_baseline,
+    serve_stack,
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class Scenario:
     hosts: int
     package_set: str
     tool: str
+    serving: bool
     run: Callable[[Bench], list[Measurement]]
 
 
@@ -42,9 +52,11 @@ def scenario(kind: str, hosts: int, package_set: str, tool: str) -> Scenario:
     label = f"{kind} {hosts} hosts {package_set} {tool}"
     if kind == "serve":
         serve = serve_stack if tool == STACK else serve_baseline
-        return Scenario(label, "cold up to first completion", hosts, package_set, tool, lambda bench: serve(bench, hosts))
+        return Scenario(label, "cold up to first completion", hosts, package_set, tool, True, lambda bench: serve(bench, hosts))
     provision = provision_stack if tool == STACK else provision_baseline
-    return Scenario(label, "provisioning", hosts, package_set, tool, lambda bench: provision(bench, hosts, package_set))
+    return Scenario(
+        label, "provisioning", hosts, package_set, tool, False, lambda bench: provision(bench, hosts, package_set)
+    )
 
 
 def plan(quick: bool) -> list[Scenario]:
@@ -85,7 +97,8 @@ def run_all(scenarios: list[Scenario], bench: Bench, bench_run: BenchRun, path: 
     for index, item in enumerate(scenarios):
         log(f"--- {item.label}")
         try:
-            bench_run.add(item.run(bench))
+            reason = lacking_room(item.hosts, item.package_set, item.serving)
+            bench_run.add([skipped(item.what, item.hosts, item.package_set, item.tool, reason)] if reason else item.run(bench))
             bench.deadline = None  # the deadline is for getting the lab at all; once had, finish the run
         except LabUnavailable as error:
             log(str(error))

@@ -20,7 +20,7 @@ from bench.baseline import BaselineInputs, parity_problems, run_baseline, script
 from bench.lab_session import free_disk_bytes, fresh_lab
 from bench.package_sets import cpu_wheelhouse, ray_wheelhouse, synthetic_weights
 from bench.project import BenchProject
-from bench.results import BASELINE, STACK, Measurement, skipped
+from bench.results import BASELINE, STACK, Measurement
 from bench.traffic import TrafficMeter
 from lab.paths import INVENTORY_FILE
 from nodes.flavors import get_flavor
@@ -86,9 +86,11 @@ def package_set(name: str) -> PackageSet:
     return PackageSet(RAY, path, str(path), ())
 
 
-def lacking_room(host_count: int, packages: PackageSet, weights_bytes: int, serving: bool) -> str | None:
-    """Why `host_count` hosts with `packages` would not fit on this machine, or None."""
-    per_host = VENV_BYTES[packages.name] + packages.wheelhouse_bytes + weights_bytes
+def lacking_room(host_count: int, set_name: str, serving: bool) -> str | None:
+    """Why a scenario of `host_count` hosts with the `set_name` packages (serving the tiny model,
+    or provisioning the synthetic weights) would not fit on this machine, or None."""
+    packages = package_set(set_name)
+    per_host = VENV_BYTES[set_name] + packages.wheelhouse_bytes + (0 if serving else WEIGHTS_BYTES)
     needed, free = host_count * per_host + DISK_MARGIN, free_disk_bytes()
     if needed > free:
         return f"needs {needed / GB:.0f} GB of disk ({per_host / GB:.1f} GB per host), {free / GB:.0f} GB free"
@@ -115,9 +117,6 @@ def serve_stack(bench: Bench, host_count: int) -> list[Measurement]:
     """Cold `pulumi up` to the first completion, no-op preview and up, destroy, and recreate with
     the caches the destroy kept on the hosts."""
     packages = package_set(FULL)
-    reason = lacking_room(host_count, packages, 0, serving=True)
-    if reason:
-        return [skipped("cold up to first completion", host_count, FULL, STACK, reason)]
     measured = []
     with fresh_lab(host_count, bench.deadline, bench.log) as hosts:
         names = [host.name for host in hosts]
@@ -137,9 +136,6 @@ def serve_stack(bench: Bench, host_count: int) -> list[Measurement]:
 def serve_baseline(bench: Bench, host_count: int) -> list[Measurement]:
     """The same deployment by hand (`bench/baseline.sh up`) to the first completion."""
     packages = package_set(FULL)
-    reason = lacking_room(host_count, packages, 0, serving=True)
-    if reason:
-        return [skipped("cold up to first completion", host_count, FULL, BASELINE, reason)]
     with fresh_lab(host_count, bench.deadline, bench.log) as hosts:
         inputs = _baseline_inputs(hosts, packages, TINY_MODEL, SERVED_NAME)
         problems = parity_problems(stack_commands(stack_config(host_count), hosts), script_commands(inputs))
@@ -166,9 +162,6 @@ def provision_stack(bench: Bench, host_count: int, set_name: str) -> list[Measur
     """Provisioning alone (packages, weights, runtime env; no Ray, no vLLM) with synthetic weights,
     then no-op preview and up of that stack."""
     packages = package_set(set_name)
-    reason = lacking_room(host_count, packages, WEIGHTS_BYTES, serving=False)
-    if reason:
-        return [skipped("provisioning", host_count, set_name, STACK, reason)]
     weights = synthetic_weights(WEIGHTS_BYTES)
     with fresh_lab(host_count, bench.deadline, bench.log) as hosts:
         names = [host.name for host in hosts]
@@ -197,9 +190,6 @@ def provision_stack(bench: Bench, host_count: int, set_name: str) -> list[Measur
 def provision_baseline(bench: Bench, host_count: int, set_name: str) -> list[Measurement]:
     """The same provisioning by hand (`bench/baseline.sh provision`), node by node."""
     packages = package_set(set_name)
-    reason = lacking_room(host_count, packages, WEIGHTS_BYTES, serving=False)
-    if reason:
-        return [skipped("provisioning", host_count, set_name, BASELINE, reason)]
     weights = synthetic_weights(WEIGHTS_BYTES)
     with fresh_lab(host_count, bench.deadline, bench.log) as hosts:
         inputs = _baseline_inputs(hosts, packages, weights, "bench-weights")
