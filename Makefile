@@ -7,12 +7,21 @@ PULUMI_BIN := .tools/pulumi/$(PULUMI_VERSION)/bin
 MODEL := .cache/models/tiny-qwen2
 SHELL := /bin/bash
 
-.PHONY: setup demo test test-quick bench bench-quick model clean-state
+.PHONY: setup system-packages doctor demo demo-down test test-quick bench bench-quick model
 
-setup: .venv/.synced $(PULUMI_BIN)/.installed .pulumi/passphrase
+setup: system-packages .venv/.synced $(PULUMI_BIN)/.installed .pulumi/passphrase
 
-$(UV):
-	python3 -m venv .tools/uv-$(UV_VERSION)
+# The controller's system packages (tools/system-packages.tsv): installed when missing as root,
+# else one message with the apt-get line. Every later step may rely on them.
+system-packages:
+	tools/system-packages.sh install
+
+# What the controller has and lacks, with versions.
+doctor:
+	tools/system-packages.sh doctor
+
+$(UV): | system-packages
+	python3.11 -m venv .tools/uv-$(UV_VERSION)
 	.tools/uv-$(UV_VERSION)/bin/pip install --quiet uv==$(UV_VERSION)
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
@@ -34,8 +43,13 @@ $(MODEL)/config.json: models/tiny_model.py .venv/.synced
 demo: setup model
 	tools/demo.sh
 
+# Undo `make demo`: destroy the dev stack's resources, then the lab hosts.
+demo-down: setup
+	tools/demo.sh down
+
+# --durations: the slowest tests by name, so a suite nearing CI's 90 minutes shows where the time goes.
 test: setup model
-	source env.sh && pytest -ra
+	source env.sh && pytest -ra --durations=25
 
 test-quick: setup model
 	source env.sh && pytest -ra -m "not engine and not lab and not slow"

@@ -9,6 +9,10 @@ export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$RVS_ROOT/.pulumi/state}
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_PYTHON_CMD="$RVS_ROOT/.venv/bin/python"
+# The shipped stack files carry no encryptionsalt (each checkout has its own passphrase), so the
+# first `pulumi stack init` writes this checkout's salt into Pulumi.<stack>.yaml. Should that line be
+# lost (a `git checkout` of the file), Pulumi takes the salt back from the stack's state.
+export PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true
 # A passphrase of your own (PULUMI_CONFIG_PASSPHRASE[_FILE]) wins over the generated local one.
 if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
   export PULUMI_CONFIG_PASSPHRASE_FILE="$RVS_ROOT/.pulumi/passphrase"

@@ -1,16 +1,17 @@
 """Checks that this machine can run the lab, each failing with what is missing and how to fix it."""
 
 import os
-import shutil
+import subprocess
 from pathlib import Path
 
 from lab import cgroups
 from lab.commands import succeeds
 from lab.errors import LabError
+from lab.paths import REPO_ROOT
 
 _NAMESPACES = ("net", "mnt", "pid", "uts", "ipc", "cgroup")
-_TOOLS = {"ip": "iproute2", "unshare": "util-linux", "setsid": "util-linux", "mount": "mount",
-          "umount": "mount", "sysctl": "procps", "ssh": "openssh-client", "ssh-keygen": "openssh-client"}
+SYSTEM_PACKAGES = REPO_ROOT / "tools" / "system-packages.sh"
+"""The one check of the controller's system packages (tools/system-packages.tsv), shared with `make setup`."""
 
 
 def require_root() -> None:
@@ -20,7 +21,7 @@ def require_root() -> None:
 
 
 def require_machine_support() -> None:
-    """Namespaces, overlayfs, cgroup2 and the command-line tools the lab drives."""
+    """Namespaces, overlayfs, cgroup2 and the controller's system packages."""
     for kind in _NAMESPACES:
         if not Path("/proc/self/ns", kind).exists():
             raise LabError(f"this kernel has no {kind} namespace support (/proc/self/ns/{kind} is missing): "
@@ -28,6 +29,6 @@ def require_machine_support() -> None:
     if "overlay" not in Path("/proc/filesystems").read_text() and not succeeds(["modprobe", "overlay"]):
         raise LabError("this kernel has no overlay filesystem: load it with `modprobe overlay`")
     cgroups.cgroup2_root()
-    missing = sorted({package for tool, package in _TOOLS.items() if not shutil.which(tool)})
-    if missing:
-        raise LabError(f"missing commands: run `apt-get install -y {' '.join(missing)}`")
+    check = subprocess.run([SYSTEM_PACKAGES, "check"], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise LabError(check.stderr.strip())

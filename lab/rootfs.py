@@ -137,9 +137,6 @@ def _remove_tree(root: Path) -> None:
 
 
 def _debootstrap_argv(mirror: str, target: Path) -> list[str]:
-    if not shutil.which("debootstrap"):
-        raise LabError("base build failed at step 'debootstrap': debootstrap is not installed "
-                       "(run: apt-get update && apt-get install -y debootstrap)")
     return ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES),
             SUITE, str(target), mirror]
 

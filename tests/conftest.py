@@ -1,12 +1,45 @@
-"""Shared fixtures: a valid stack config as raw data, the way `Pulumi.<stack>.yaml` gives it."""
+"""Shared fixtures: the session's lab hosts, and a valid stack config as raw data, the way
+`Pulumi.<stack>.yaml` gives it. Also the CI rule that no test may skip (`RVS_REQUIRE_LAB=1`)."""
 
+import os
 from pathlib import Path
 
 import pytest
 
-from lab.fixtures import lab_hosts  # noqa: F401  (one lab per test session, shared by every folder)
+from lab import api
+from lab.layout import Host
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+TEST_HOST_COUNT = 2
+REQUIRE_EVERY_TEST = os.environ.get("RVS_REQUIRE_LAB") == "1"
+"""Set by `.ci/run`: a skipped test is a test that did not run, so under CI a skip is a failure."""
+GPU_ONLY_TESTS: frozenset[str] = frozenset()
+"""Node ids of tests that need a GPU, the only skips CI allows. None so far: the GPU path is
+exercised by rendering, recorded facts and preview tests, which run everywhere."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if REQUIRE_EVERY_TEST and report.skipped and not hasattr(report, "wasxfail") and item.nodeid not in GPU_ONLY_TESTS:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under RVS_REQUIRE_LAB=1, where every test must run ({reason})"
+    return report
+
+
+@pytest.fixture(scope="session")
+def lab_hosts() -> list[Host]:
+    """A fresh lab of two hosts (lab1 head, lab2 worker) for the session, removed at its end.
+
+    Any lab already up is replaced, so every session starts from clean host disks.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("lab hosts need root (namespaces, mounts, interfaces): run pytest as root")
+    api.down()
+    hosts = api.up(hosts=TEST_HOST_COUNT)
+    yield hosts
+    api.down()
 
 
 @pytest.fixture

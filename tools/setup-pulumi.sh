@@ -9,7 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 version=$(sed -n 's/^PULUMI_VERSION := //p' "$root/Makefile")
 bin="$root/.tools/pulumi/$version/bin"
 python="$root/.venv/bin/python"
-sdk_dir() { (cd "$root/tools/pulumi-cli" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3); }
+sdk_dir() { (cd "$root/tools/pulumi-cli" && "$("$root/tools/setup-go.sh" path)" list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3); }
 
 install_cli() {
   local existing
@@ -19,8 +19,10 @@ install_cli() {
     ln -sf "$existing" "$bin/pulumi"
     return
   fi
-  echo "pulumi: building $version from the Go module proxy (first time: 15-30 min on 2 cores)"
-  (cd "$root/tools/pulumi-cli" && go build -trimpath -o "$bin/pulumi.partial" \
+  local go
+  go=$("$root/tools/setup-go.sh" path)
+  echo "pulumi: building $version with $go from the Go module proxy (first time: 7-15 min on 2 cores)"
+  (cd "$root/tools/pulumi-cli" && "$go" build -trimpath -buildvcs=false -o "$bin/pulumi.partial" \
     -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
     github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
   mv "$bin/pulumi.partial" "$bin/pulumi"

@@ -1,13 +1,10 @@
-"""Fixtures for the lab tests of provisioning: two lab hosts and each one's plan.
+"""Fixtures for the lab tests of provisioning: the session's two lab hosts and each one's plan.
 
-The lab is shared with other engineers' tests: a lab that is already up is used as it is and
-left up; one this session brings up is taken down at its end. Only provisioning's own paths on
-the hosts are reset, so the first provision starts from scratch.
+Only provisioning's own paths on the hosts are reset, so the first provision starts from scratch.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -29,27 +26,16 @@ PROVISIONED_PATHS = ("/opt/ray-vllm-stack", "/var/cache/ray-vllm-stack", "/var/l
 
 
 @pytest.fixture(scope="session")
-def lab_hosts() -> list[HostConfig]:
-    if os.geteuid() != 0:
-        pytest.skip("lab hosts need root")
-    from lab import api
-
-    up = [row for row in api.status() if row.state == "up"]
-    brought_up = len(up) < 2
-    if brought_up:
-        if up or api.status():
-            pytest.skip("the lab is up with fewer than 2 reachable hosts (another session is using it)")
-        api.up(hosts=2)
-    hosts = [_host(entry) for entry in yaml.safe_load((REPO_ROOT / "inventory" / "dev.yaml").read_text())["hosts"]][:2]
-    yield hosts
-    if brought_up:
-        api.down()
+def lab_hosts(lab_hosts) -> list[HostConfig]:
+    """The session's lab (tests/conftest.py), as the stack's host configs from its inventory."""
+    entries = yaml.safe_load((REPO_ROOT / "inventory" / "dev.yaml").read_text())["hosts"]
+    return [_host(entry) for entry in entries][: len(lab_hosts)]
 
 
 @pytest.fixture(scope="session")
 def plans(lab_hosts) -> dict[str, NodePlan]:
     if not (TINY_MODEL / "config.json").is_file():
-        pytest.skip("the tiny model is missing: run `make model`")
+        pytest.fail("the tiny model is missing: run `make model` (`make test` builds it)")
     debs = prepare_debs([*SYSTEM_PACKAGES, EXTRA_PACKAGE])
     wheelhouse = small_wheelhouse()
     model = prepare_model(str(TINY_MODEL), None)

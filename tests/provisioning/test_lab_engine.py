@@ -64,7 +64,7 @@ def stack(lab_hosts, tmp_path_factory):
     if not (PULUMI_BIN / "pulumi").exists():
         pytest.fail(f"the pinned Pulumi CLI is missing at {PULUMI_BIN}; run `make setup`")
     if not (TINY_MODEL / "config.json").is_file():
-        pytest.skip("the tiny model is missing: run `make model`")
+        pytest.fail("the tiny model is missing: run `make model` (`make test` builds it)")
     return Stack(tmp_path_factory.mktemp("lab-stack"))
 
 
