@@ -3,21 +3,19 @@
 import pulumi
 
 from components.artifacts import DebPackages, ModelArtifact, Wheelhouse
-from components.fingerprint import require_identical
-from components.hosts import host_key_policy
 from components.node import Node, NodeArgs
-from components.node_plan import SYSTEM_PACKAGES, driver_install
 from components.ray_cluster import RayCluster, RayClusterArgs
 from components.secrets import ClusterSecrets, ClusterSecretsArgs
-from components.serving_plan import serving_plan
-from components.stack_inputs import read_stack_config, stop_on_config_error
+from components.stack_inputs import identical_nodes, read_stack_config, stop_on_config_error
 from components.vllm_service import VllmService, VllmServiceArgs
-from deploys.layout import MODELS_ROOT
+from stack.hosts import host_key_policy
+from stack.node_steps import SYSTEM_PACKAGES, NodeInputs
+from stack.serving import serving_plan
 
 config = read_stack_config()
-model_path = f"{MODELS_ROOT}/{config.model.served_name}"
+node_inputs = {host.name: NodeInputs.from_config(config, host) for host in config.hosts}
 with stop_on_config_error():
-    plan = serving_plan(config, model_path)
+    plan = serving_plan(config, node_inputs[config.head.name].model_path())
 
 
 cluster_secrets = ClusterSecrets("cluster", ClusterSecretsArgs(ray_token=config.ray_token, api_key=config.api_key))
@@ -37,16 +35,10 @@ nodes = {
     host.name: Node(
         host.name,
         NodeArgs(
-            host=host,
-            software=config.software,
-            network=config.network,
+            inputs=node_inputs[host.name],
             wheelhouse=wheelhouse,
             model=model,
             debs=debs,
-            served_name=config.model.served_name,
-            keep_previous_models=config.model.keep_previous,
-            env_overrides=config.network.env,
-            driver_install=driver_install(config),
             host_keys=host_key_policy(host),
             purge_caches=config.purge_caches,
         ),
@@ -55,7 +47,7 @@ nodes = {
 }
 
 
-fingerprints = pulumi.Output.all(**{name: node.fingerprint for name, node in nodes.items()}).apply(require_identical)
+fingerprints = pulumi.Output.all(**{name: node.fingerprint for name, node in nodes.items()}).apply(identical_nodes)
 
 ray = RayCluster(
     "ray",

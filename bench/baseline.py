@@ -2,7 +2,7 @@
 
 The comparison is only fair if the script starts Ray and vLLM exactly like the stack's units, so
 before the baseline runs, its `commands` output is compared with what the stack renders for the
-same hosts (`components.ray_units`, `components.vllm_unit`, `deploys.runtime_env`): every flag and
+same hosts (`stack.ray_units`, `stack.vllm_unit`, `deploys.runtime_env`): every flag and
 variable must match, except where each puts its files.
 """
 
@@ -16,14 +16,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.config import HostConfig
-from components.ray_units import RAY_AUTH_ENVIRONMENT, ray_start_command
-from components.serving_plan import serving_plan
-from components.validation import load_stack_config
-from components.vllm_unit import vllm_command, vllm_environment
 from deploys.layout import MODELS_ROOT
 from deploys.runtime_env import runtime_env
 from deploys.specs import RuntimeEnvSpec
+from stack.config import HostConfig
+from stack.ray_units import RAY_AUTH_ENVIRONMENT, ray_start_command
+from stack.serving import serving_plan
+from stack.validation import load_stack_config
+from stack.vllm_unit import vllm_command, vllm_environment
 
 SCRIPT = Path(__file__).with_name("baseline.sh")
 REPO_ROOT = SCRIPT.parent.parent

@@ -3,7 +3,7 @@
 # script. On every node in turn: copy the wheels (the hosts have no route to the registries) and
 # `pip install` them offline, copy the weights; then `ray start` the head and the workers and run
 # the vLLM OpenAI server on the head. Same wheelhouse, same Ray flags and environment, same vLLM
-# flags as the stack's dev config (components/ray_units.py, components/vllm_unit.py); the bench
+# flags as the stack's dev config (stack/ray_units.py, stack/vllm_unit.py); the bench
 # checks that with `baseline.sh commands` before it runs the baseline.
 #
 #   bench/baseline.sh provision   packages and weights only

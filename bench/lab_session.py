@@ -18,9 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from components.config import HostConfig
 from lab import api
 from lab.paths import INVENTORY_FILE, REPO_ROOT
+from stack.config import HostConfig
 
 BUSY_PATTERN = "pytest|pulumi"
 POLL_SECONDS = 120

@@ -18,11 +18,11 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from nodes.flavors import get_flavor
-from nodes.lockfile import normalize_name
-from nodes.wheelhouse import LOCK_NAME, digest16, pip_command, wheelhouse_path
+from artifacts.packages.flavors import get_flavor
+from artifacts.packages.lockfile import normalize_name
+from artifacts.packages.wheelhouse import LOCK_NAME, digest16, pip_command, wheelhouse_path
+from artifacts.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_CACHE = REPO_ROOT / ".cache" / "bench"
 RAY_REQUIREMENT = "ray[default]==2.60.0"
 WEIGHT_FILES = 4
@@ -32,7 +32,7 @@ _REQUIREMENT_START = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]
 def cpu_wheelhouse() -> Path:
     path = wheelhouse_path(get_flavor("cpu"))
     if not (path / LOCK_NAME).is_file():
-        raise FileNotFoundError(f"{path} is missing: run `python -m nodes.wheelhouse --flavor cpu` first")
+        raise FileNotFoundError(f"{path} is missing: run `python -m artifacts.packages.wheelhouse --flavor cpu` first")
     return path
 
 

@@ -89,7 +89,7 @@ class BenchProject:
 
     @classmethod
     def provisioning_program(cls, workdir: Path, env: dict[str, str]) -> BenchProject:
-        """`lab/provisioning_program.py` (its environment in `env`): the `Node` component on every host, nothing served."""
+        """`examples/provisioning/__main__.py` (its environment in `env`): the `Node` component on every host, nothing served."""
         (workdir / "Pulumi.yaml").write_text(
             "name: rvs-bench-provisioning\nruntime:\n  name: python\n"
             f"  options:\n    virtualenv: {REPO_ROOT / '.venv'}\n"

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from artifacts.paths import REPO_ROOT
 from bench.results import BASELINE, STACK, BenchRun, Measurement
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = REPO_ROOT / "README.md"
 BEGIN, END = "<!-- bench:begin (written by `make bench`) -->", "<!-- bench:end -->"
 MB = 1e6
 

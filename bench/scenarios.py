@@ -16,6 +16,9 @@ from pathlib import Path
 
 import yaml
 
+from artifacts.packages.flavors import get_flavor
+from artifacts.packages.wheelhouse import build_wheelhouse
+from artifacts.paths import REPO_ROOT
 from bench.baseline import BaselineInputs, parity_problems, run_baseline, script_commands, stack_commands
 from bench.lab_session import free_disk_bytes, fresh_lab
 from bench.package_sets import cpu_wheelhouse, ray_wheelhouse, synthetic_weights
@@ -23,11 +26,8 @@ from bench.project import BenchProject
 from bench.results import BASELINE, STACK, Measurement
 from bench.traffic import TrafficMeter
 from lab.paths import INVENTORY_FILE
-from nodes.flavors import get_flavor
-from nodes.wheelhouse import build_wheelhouse
 from tools.chat import chat
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY_MODEL = REPO_ROOT / ".cache" / "models" / "tiny-qwen2"
 SERVED_NAME = "tiny-qwen2"
 FULL, RAY = "full", "ray"

@@ -1,24 +1,24 @@
 """What the controller fetches once per stack, as Pulumi resources: the wheelhouse of a node
 flavor, the model weights, and the Debian packages nodes may lack.
 
-Each provider calls a plain function (`components.wheels`, `components.model_source`,
-`components.debs`) on create/update; `read` (refresh) checks the cache is still whole; `delete`
+Each provider calls a plain function (`artifacts.wheels`, `artifacts.weights`,
+`artifacts.debs`) on create/update; `read` (refresh) checks the cache is still whole; `delete`
 keeps the cache unless `purge_cache` was set when it was last applied (`destroy` keeps caches).
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from pydantic import BaseModel
 
-from components.debs import prepare_debs
-from components.model_source import prepare_model, source_stamp
-from components.wheels import prepare_wheelhouse, source_digest
+from artifacts.debs import DebFiles, prepare_debs
+from artifacts.weights import ModelFiles, prepare_model, source_stamp
+from artifacts.wheels import WheelhouseFiles, prepare_wheelhouse, source_digest
 
 
 class CacheProvider(ResourceProvider):
@@ -68,10 +68,10 @@ class WheelhouseProvider(CacheProvider):
 
     def fill(self, props):
         files = prepare_wheelhouse(props["flavor"])
-        return {**asdict(files), "cache_id": files.key}
+        return {**files.model_dump(mode="json"), "cache_id": files.key}
 
     def damage(self, outs):
-        from deploys.manifest import parse
+        from artifacts.manifest import parse
 
         root = Path(outs["path"])
         return sorted(name for name in parse(outs["manifest"]) if not (root / name).is_file())
@@ -86,7 +86,7 @@ class ModelProvider(CacheProvider):
     def fill(self, props):
         files = prepare_model(props.get("path"), props.get("huggingface"), props.get("hf_token"), props.get("endpoint"))
         stamp = source_stamp(files.local_path, None)
-        return {**asdict(files), "files_stamp": stamp, "cache_id": props.get("huggingface") or files.local_path}
+        return {**files.model_dump(mode="json"), "files_stamp": stamp, "cache_id": props.get("huggingface") or files.local_path}
 
     def damage(self, outs):
         return [] if source_stamp(outs["local_path"], None) == outs["files_stamp"] else [f"{outs['local_path']} changed"]
@@ -101,8 +101,7 @@ class DebsProvider(CacheProvider):
 
     def fill(self, props):
         files = prepare_debs(list(props["packages"]))
-        debs = {name: deb.model_dump(mode="json") for name, deb in files.debs.items()}
-        return {**asdict(files), "debs": debs, "packages": list(files.packages), "cache_id": "debs"}
+        return {**files.model_dump(mode="json"), "cache_id": "debs"}
 
     def damage(self, outs):
         root = Path(outs["debs_dir"])
@@ -113,38 +112,39 @@ class DebsProvider(CacheProvider):
             (Path(outs["debs_dir"]) / deb["file"]).unlink(missing_ok=True)
 
 
-_CACHE_OUTPUTS = ("damage", "cache_id", "downloaded_bytes", "total_bytes")
+_CACHE_OUTPUTS = ("damage", "cache_id")
 
 
-class Wheelhouse(pulumi.dynamic.Resource, module="artifacts", name="Wheelhouse"):
+class CacheResource(pulumi.dynamic.Resource):
+    """A cache whose outputs are the fields of its `files_type` (and the cache's own bookkeeping)."""
+
+    files_type: type[BaseModel]
+
+    def files(self) -> pulumi.Output:
+        """The outputs as the `files_type` value the provider filled: what provisioning reads."""
+        fields = {name: getattr(self, name) for name in self.files_type.model_fields}
+        return pulumi.Output.all(**fields).apply(
+            lambda values: self.files_type.model_validate({key: value for key, value in values.items() if value is not None})
+        )
+
+
+class Wheelhouse(CacheResource, module="artifacts", name="Wheelhouse"):
     """A node flavor's wheels, downloaded once into `.cache/wheelhouse/<flavor>-<lock hash>/`."""
 
-    path: pulumi.Output[str]
-    key: pulumi.Output[str]
-    lock_file: pulumi.Output[str]
-    plugin_wheels: pulumi.Output[list]
-    packages: pulumi.Output[list]
-    manifest: pulumi.Output[str]
-    manifest_digest: pulumi.Output[str]
-    total_bytes: pulumi.Output[int]
-    downloaded_bytes: pulumi.Output[int]
+    files_type = WheelhouseFiles
 
     def __init__(self, name: str, flavor: str, purge_cache: bool = False, opts: pulumi.ResourceOptions | None = None):
         self.accelerator = flavor
         """The hosts it serves (`cpu` or `nvidia`); plain, known at preview (`flavor` is an Output)."""
         props = {"flavor": flavor, "source": source_digest(flavor), "purge_cache": purge_cache}
-        outputs = ("path", "key", "lock_file", "plugin_wheels", "packages", "manifest", "manifest_digest", *_CACHE_OUTPUTS)
+        outputs = (*WheelhouseFiles.model_fields, *_CACHE_OUTPUTS)
         super().__init__(WheelhouseProvider(), name, {**props, **dict.fromkeys(outputs)}, opts)
 
 
-class ModelArtifact(pulumi.dynamic.Resource, module="artifacts", name="ModelArtifact"):
+class ModelArtifact(CacheResource, module="artifacts", name="ModelArtifact"):
     """The model's weights on the controller with their sha256 manifest."""
 
-    local_path: pulumi.Output[str]
-    manifest: pulumi.Output[str]
-    manifest_digest: pulumi.Output[str]
-    total_bytes: pulumi.Output[int]
-    downloaded_bytes: pulumi.Output[int]
+    files_type = ModelFiles
 
     def __init__(
         self,
@@ -164,19 +164,17 @@ class ModelArtifact(pulumi.dynamic.Resource, module="artifacts", name="ModelArti
             "source": source_stamp(path, huggingface),
             "purge_cache": purge_cache,
         }
-        outputs = ("local_path", "manifest", "manifest_digest", "files_stamp", *_CACHE_OUTPUTS)
+        outputs = (*ModelFiles.model_fields, "files_stamp", *_CACHE_OUTPUTS)
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["hf_token"]))
         super().__init__(ModelProvider(), name, {**props, **dict.fromkeys(outputs)}, opts)
 
 
-class DebPackages(pulumi.dynamic.Resource, module="artifacts", name="DebPackages"):
+class DebPackages(CacheResource, module="artifacts", name="DebPackages"):
     """Debian packages (and their dependency closure) nodes may lack, as .debs in `.cache/debs/`."""
 
-    debs_dir: pulumi.Output[str]
-    debs: pulumi.Output[dict]
-    packages: pulumi.Output[list]
-    downloaded_bytes: pulumi.Output[int]
+    files_type = DebFiles
 
     def __init__(self, name: str, packages: list[str], purge_cache: bool = False, opts: pulumi.ResourceOptions | None = None):
         props = {"packages": list(packages), "purge_cache": purge_cache}
-        super().__init__(DebsProvider(), name, {**props, **dict.fromkeys(("debs_dir", "debs", *_CACHE_OUTPUTS))}, opts)
+        outputs = (*(field for field in DebFiles.model_fields if field not in props), *_CACHE_OUTPUTS)
+        super().__init__(DebsProvider(), name, {**props, **dict.fromkeys(outputs)}, opts)

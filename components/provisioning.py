@@ -15,21 +15,28 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pydantic import ValidationError
 
-from components.config import HostConfig
-from deploys.runner import HostKeyPolicy, run_deploy
+from artifacts.paths import REPO_ROOT
+from deploys.runner import HostKeyPolicy, SshTarget, run_deploy
 from deploys.steps import STEPS
 
-DEPLOYS_DIR = Path(__file__).resolve().parent.parent / "deploys"
-INPUTS = ("step", "host", "spec", "code", "host_keys", "purge_cache")
+DEPLOYS_DIR = REPO_ROOT / "deploys"
+INPUTS = ("step", "host", "spec", "secrets", "code", "host_keys", "purge_cache")
 OUTPUTS = ("observed", "applied", "changed", "pushed_bytes", "seconds")
 
 
@@ -46,13 +53,21 @@ class StepError(RuntimeError):
 
 
 def step_inputs(
-    step: str, host: HostConfig, spec: Any, host_keys: HostKeyPolicy, purge_cache: bool = False
+    step: str,
+    host: SshTarget,
+    spec: Any,
+    host_keys: HostKeyPolicy,
+    purge_cache: bool = False,
+    secrets: Any = None,
 ) -> dict[str, Any]:
-    """A step resource's inputs; `spec` is the step's spec as JSON (or an Output of it)."""
+    """A step resource's inputs; `spec` is the step's spec as JSON (or an Output of it), plain in
+    state so a preview shows which of its fields change. `secrets` ({path: content} of the spec's
+    secret files, a secret Output) travels beside it and is all that state keeps encrypted."""
     return {
         "step": step,
         "host": host.model_dump(mode="json"),
         "spec": spec,
+        "secrets": secrets,
         "code": deploy_code_digest(),
         "host_keys": {"known_hosts_file": host_keys.known_hosts_file, "strict": host_keys.strict},
         "purge_cache": purge_cache,
@@ -62,11 +77,10 @@ def step_inputs(
 def apply_step(props: dict[str, Any]) -> dict[str, Any]:
     """Runs the step on its host; returns the outputs to record (inputs + observations)."""
     step = STEPS[props["step"]]
-    host = HostConfig.model_validate(props["host"])
-    data = _spec_data(step, props)
+    host = SshTarget.model_validate(props["host"])
     result = run_deploy(
         [host], step.apply, observe=step.observe, host_keys=HostKeyPolicy(**props["host_keys"]),
-        log_name=f"{host.name}-{step.name}", **data,
+        log_name=f"{host.name}-{step.name}", secrets=props.get("secrets"), **_spec_data(step, props),
     )[host.name]  # fmt: skip
     if result.error:
         raise StepError(f"{step.name} on {result.error}")
@@ -80,10 +94,30 @@ def apply_step(props: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def recorded_in_current_shape(props: dict[str, Any]) -> dict[str, Any]:
+    """A step's recorded properties in today's shape. State written before the stack's layers were
+    separated held the stack's whole `HostConfig` as `host`, and a service's secret files inline in
+    its `spec.files`; a refresh or a destroy of such a stack reads them as they are now."""
+    props = dict(props)
+    host = props.get("host") or {}
+    if "ssh" in host:
+        ssh = host["ssh"]
+        props["host"] = {"name": host["name"], "address": host["address"], "user": ssh["user"], "port": ssh["port"],
+                         "key_file": ssh["key_file"]}  # fmt: skip
+    spec = props.get("spec")
+    if isinstance(spec, dict) and "files" in spec:
+        files = spec["files"]
+        props["spec"] = {**{k: v for k, v in spec.items() if k != "files"},
+                         "secret_files": [{"path": f["path"], "mode": f["mode"]} for f in files]}  # fmt: skip
+        props["secrets"] = {f["path"]: f["content"] for f in files}
+    return props
+
+
 def observe_step(props: dict[str, Any]) -> dict[str, Any]:
     """The host as it is now, for `pulumi refresh`: the stored outputs with a new `observed`."""
+    props = recorded_in_current_shape(props)
     step = STEPS[props["step"]]
-    host = HostConfig.model_validate(props["host"])
+    host = SshTarget.model_validate(props["host"])
     result = run_deploy(
         [host], None, observe=step.observe, host_keys=HostKeyPolicy(**props["host_keys"]),
         log_name=f"{host.name}-{step.name}", **_spec_data(step, props),
@@ -97,10 +131,11 @@ def retire_step(props: dict[str, Any]) -> str | None:
     """Undoes the step on its host when its resource is deleted (`destroy`, or a node removed
     from the inventory). A host that cannot be reached any more is let go with a warning rather
     than blocking the destroy; returns that warning."""
+    props = recorded_in_current_shape(props)
     step = STEPS[props["step"]]
     if step.retire is None:
         return None
-    host = HostConfig.model_validate(props["host"])
+    host = SshTarget.model_validate(props["host"])
     result = run_deploy(
         [host], step.retire, host_keys=HostKeyPolicy(**props["host_keys"]), log_name=f"{host.name}-{step.name}",
         purge_cache=bool(props.get("purge_cache")), **_spec_data(step, props),
@@ -127,7 +162,7 @@ def check_inputs(news: dict[str, Any]) -> list[CheckFailure]:
     if news.get("step") not in STEPS:
         return [CheckFailure("step", f"unknown step {news.get('step')!r}; known: {', '.join(STEPS)}")]
     step = STEPS[news["step"]]
-    checks = [("host", HostConfig, news.get("host"))]
+    checks = [("host", SshTarget, news.get("host"))]
     if step.spec_type is not None:
         checks.append(("spec", step.spec_type, news.get("spec")))
     for key, model, value in checks:
@@ -199,11 +234,13 @@ class NodeStep(pulumi.dynamic.Resource, module="provisioning", name="NodeStep"):
         self,
         name: str,
         step: str,
-        host: HostConfig,
+        host: SshTarget,
         spec: pulumi.Input[dict] | None,
         host_keys: HostKeyPolicy,
         purge_cache: bool = False,
+        secrets: pulumi.Input[dict] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
-        props = {**step_inputs(step, host, spec, host_keys, purge_cache), **dict.fromkeys(OUTPUTS)}
+        props = {**step_inputs(step, host, spec, host_keys, purge_cache, secrets), **dict.fromkeys(OUTPUTS)}
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["secrets"]))
         super().__init__(StepProvider(), name, props, opts)

@@ -1,32 +1,21 @@
 """The Ray cluster: a head and one worker per other host, each a systemd unit tracked by Pulumi.
 
 The head is ready when its own node is alive in GCS; each worker when it has joined with its
-resources, so the cluster is ready exactly when every worker resource is.
+resources, so the cluster is ready exactly when every worker resource is. Each unit's spec is plain
+(a preview shows a changed port or flag as such); the token travels beside it as a secret input.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import pulumi
 
-from components.config import HostConfig, Ports, RaySettings, SecurityConfig
 from components.provisioning import NodeStep
-from components.ray_units import (
-    HEAD_UNIT,
-    RAY_AUTH_ENVIRONMENT,
-    RAY_TEMP_DIR,
-    RAY_TOKEN_FILE,
-    WORKER_UNIT,
-    node_resources,
-    ray_unit,
-    required_ports,
-)
 from deploys.runner import HostKeyPolicy
-from deploys.specs import ManagedFile, ServiceSpec
-
-READY_TIMEOUT_S = 180
+from stack.config import HostConfig, Ports, RaySettings, SecurityConfig
+from stack.hosts import ssh_target
+from stack.ray_units import ray_secrets, ray_service_spec, required_ports
 
 
 @dataclass
@@ -42,20 +31,6 @@ class RayClusterArgs:
     """Per host, what must exist before its Ray node starts (its provisioned `Node`)."""
 
 
-def ray_service_spec(host: HostConfig, args: RayClusterArgs, token: str) -> dict:
-    gcs = f"{args.head.address}:{args.ports.gcs}"
-    is_head = host.name == args.head.name
-    return ServiceSpec(
-        unit=HEAD_UNIT if is_head else WORKER_UNIT,
-        unit_text=ray_unit(host, args.head, args.ports, args.ray, args.security),
-        files=(ManagedFile(path=RAY_TOKEN_FILE, content=token, mode="600"),),
-        probe=("ray-node", "--gcs", gcs, "--ip", str(host.address), "--resources", json.dumps(node_resources(host)[1])),
-        probe_environment=RAY_AUTH_ENVIRONMENT,
-        ready_timeout=READY_TIMEOUT_S,
-        cleanup_paths=(RAY_TEMP_DIR,),
-    ).model_dump(mode="json")
-
-
 class RayCluster(pulumi.ComponentResource):
     address: pulumi.Output[str]
     dashboard_url: pulumi.Output[str | None]
@@ -65,12 +40,13 @@ class RayCluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RayClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ray-vllm-stack:index:RayCluster", name, None, opts)
+        secrets = pulumi.Output.secret(args.ray_token.apply(ray_secrets))
 
         def ray_node(host: HostConfig, role: str, after: list[pulumi.Resource]) -> NodeStep:
-            spec = args.ray_token.apply(lambda token: ray_service_spec(host, args, token))
+            spec = ray_service_spec(host, args.head, args.ports, args.ray, args.security).model_dump(mode="json")
             depends = [*after, *filter(None, [args.nodes_ready.get(host.name)])]
             return NodeStep(
-                f"{name}-{host.name}", role, host, pulumi.Output.secret(spec), args.host_keys[host.name],
+                f"{name}-{host.name}", role, ssh_target(host), spec, args.host_keys[host.name], secrets=secrets,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
             )  # fmt: skip
 

@@ -1,19 +1,19 @@
-"""Read the `ray-vllm-stack:` config of the running stack into a validated `StackConfig`."""
+"""The program's side of the stack logic: read the `ray-vllm-stack:` config of the running stack
+into a validated `StackConfig`, and turn the stack's own errors into Pulumi's clean failures."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from components.config import StackConfig
-from components.validation import CONFIG_NAMESPACE, ConfigError, load_stack_config
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from artifacts.paths import REPO_ROOT
+from stack.config import StackConfig
+from stack.fingerprint import NodesDiffer, require_identical
+from stack.validation import CONFIG_NAMESPACE, ConfigError, load_stack_config
 
 
 def read_stack_config() -> StackConfig:
@@ -27,16 +27,22 @@ def read_stack_config() -> StackConfig:
             if runtime_config.is_config_secret(key):
                 secret_keys.add(name)
     with stop_on_config_error():
-        return load_stack_config(raw, secret_keys, PROJECT_ROOT)
+        return load_stack_config(raw, secret_keys, REPO_ROOT)
 
 
 @contextmanager
 def stop_on_config_error() -> Iterator[None]:
-    """Report a `ConfigError` as Pulumi's clean one-message failure, with no traceback."""
+    """Report a `ConfigError` (or nodes that differ) as Pulumi's clean one-message failure, with no traceback."""
     try:
         yield
-    except ConfigError as error:
+    except (ConfigError, NodesDiffer) as error:
         raise pulumi.RunError(str(error)) from None
+
+
+def identical_nodes(fingerprints: dict[str, dict]) -> dict[str, dict]:
+    """The nodes' fingerprints, once every node has the same (else the run stops, naming them)."""
+    with stop_on_config_error():
+        return require_identical(fingerprints)
 
 
 def _decode(value: str):

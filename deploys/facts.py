@@ -9,7 +9,8 @@ import shlex
 
 from pyinfra.api import FactBase
 
-from deploys.layout import MANIFEST_NAME, VENV_RECORD_NAME
+from artifacts.manifest import MANIFEST_NAME
+from deploys.layout import VENV_RECORD_NAME
 
 _SECTION = "--ray-vllm-stack--"
 

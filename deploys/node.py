@@ -1,6 +1,5 @@
 """The steps a node goes through, as pyinfra deploys. Each step is applied and tracked on its own
-(one Pulumi resource per node and step); `provision_node` runs them all in order for the CLI.
-"""
+(one Pulumi resource per node and step); the stack's table of steps says their order."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from pyinfra.operations import files
 from deploys import operations
 from deploys.specs import (
     ModelWeightsSpec,
-    NodePlan,
     NvidiaSpec,
     PythonEnvSpec,
     PythonRuntimeSpec,
@@ -82,14 +80,3 @@ def retire_model_weights(spec: ModelWeightsSpec, purge_cache: bool):
 @deploy("Retire runtime environment")
 def retire_runtime_env(spec: RuntimeEnvSpec, purge_cache: bool):
     files.file(name=f"Remove {spec.path}", path=spec.path, present=False)
-
-
-@deploy("Provision node")
-def provision_node(plan: NodePlan):
-    if plan.nvidia is not None:
-        nvidia_preflight(plan.nvidia)
-    system_packages(plan.system_packages)
-    python_runtime(plan.python_runtime)
-    python_env(plan.python_env)
-    model_weights(plan.model_weights)
-    runtime_env(plan.runtime_env)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pyinfra.api import Host
 from pyinfra.facts.files import FileContents, Sha256File
 
-from deploys import manifest as manifests
+from artifacts import manifest as manifests
 from deploys.facts import (
     CpuCount,
     InstalledDebs,

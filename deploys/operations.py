@@ -15,7 +15,9 @@ from pyinfra import host
 from pyinfra.api import FunctionCommand, OperationError, operation
 from pyinfra.operations import files
 
-from deploys import manifest as manifests
+from artifacts import manifest as manifests
+from artifacts.manifest import MANIFEST_NAME
+from artifacts.packages.lockfile import normalize_name
 from deploys.facts import (
     ChildDirectories,
     InstalledDebs,
@@ -25,7 +27,7 @@ from deploys.facts import (
     SyncedTree,
     VenvPackages,
 )
-from deploys.layout import DEBS_DIR, MANIFEST_NAME, VENV_RECORD_NAME
+from deploys.layout import DEBS_DIR, NVIDIA_KEYRING, NVIDIA_SOURCE_LIST, VENV_RECORD_NAME
 from deploys.runtime_env import render_env_file, runtime_env
 from deploys.specs import (
     DebFile,
@@ -36,12 +38,9 @@ from deploys.specs import (
     TreeSpec,
 )
 from deploys.transfer import push_files
-from nodes.lockfile import normalize_name
 
 # Present in every venv `python3 -m venv` makes; never uninstalled as extras.
 VENV_BASE_PACKAGES = frozenset({"pip", "setuptools", "wheel"})
-NVIDIA_KEYRING = "/usr/share/keyrings/ray-vllm-stack-nvidia.asc"
-NVIDIA_SOURCE_LIST = "/etc/apt/sources.list.d/ray-vllm-stack-nvidia.list"
 _PUSHED = ".MANIFEST.pushed"
 _NEW_MANIFEST = ".MANIFEST.new"
 _APT = "DEBIAN_FRONTEND=noninteractive apt-get"

@@ -23,10 +23,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.config import HostConfig
+from pydantic import BaseModel, ConfigDict, Field
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LOG_DIR = REPO_ROOT / ".cache" / "logs" / "provision"
+from artifacts.paths import CACHE_DIR, REPO_ROOT
+
+LOG_DIR = CACHE_DIR / "logs" / "provision"
+
+
+class SshTarget(BaseModel):
+    """How to reach one node: all the pyinfra side knows of a host (the stack's `HostConfig` says
+    more, and stays on its side of the house)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")
+    address: str
+    user: str
+    port: int = Field(ge=1, le=65535)
+    key_file: str
 
 
 @dataclass(frozen=True)
@@ -40,13 +54,13 @@ class HostKeyPolicy:
 LAB_HOST_KEYS = HostKeyPolicy(known_hosts_file="/dev/null", strict="no")
 
 
-def connection_data(host: HostConfig, host_keys: HostKeyPolicy) -> dict:
+def connection_data(host: SshTarget, host_keys: HostKeyPolicy) -> dict:
     """pyinfra host data for reaching `host` over SSH (also what `deploys.transfer` reads)."""
     return {
-        "ssh_hostname": str(host.address),
-        "ssh_user": host.ssh.user,
-        "ssh_port": host.ssh.port,
-        "ssh_key": str(host.ssh.key_file),
+        "ssh_hostname": host.address,
+        "ssh_user": host.user,
+        "ssh_port": host.port,
+        "ssh_key": host.key_file,
         "ssh_known_hosts_file": host_keys.known_hosts_file,
         "ssh_strict_host_key_checking": host_keys.strict,
     }
@@ -74,24 +88,28 @@ Function = Callable[..., Any] | str
 
 
 def run_deploy(
-    hosts: list[HostConfig],
+    hosts: list[SshTarget],
     deploy_fn: Function | None,
     *,
     observe: Function | None = None,
     host_keys: HostKeyPolicy = HostKeyPolicy(),
     log_name: str | None = None,
     per_host: dict[str, dict] | None = None,
+    secrets: dict[str, str] | None = None,
     **data,
 ) -> dict[str, HostResult]:
     """Runs `deploy_fn(**data)` on every host (in parallel), then `observe(host, **data)` on the
     hosts that succeeded; `per_host[name]` adds or replaces arguments for one host (its own
     plan). Arguments must pickle.
+    `secrets`, when given, goes to the deploy alone as `secrets=`: never to `observe`, and to the
+    child only through its stdin, never its argv or log.
     `deploy_fn=None` only observes (what `pulumi refresh` needs).
 
     The child's log goes to `.cache/logs/provision/<log_name or host names>.log`.
     """
     arguments = {host.name: {**data, **(per_host or {}).get(host.name, {})} for host in hosts}
-    request = {"hosts": hosts, "deploy_fn": deploy_fn, "observe": observe, "host_keys": host_keys, "arguments": arguments}
+    request = {"hosts": hosts, "deploy_fn": deploy_fn, "observe": observe, "host_keys": host_keys,
+               "arguments": arguments, "secrets": secrets}  # fmt: skip
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log_path = LOG_DIR / f"{log_name or '-'.join(host.name for host in hosts)}.log"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))

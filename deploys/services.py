@@ -18,7 +18,7 @@ from pyinfra.api import FactBase, Host, deploy
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from deploys.layout import PROBE_PATH
+from deploys.layout import CONFIG_DIR, PROBE_PATH
 from deploys.specs import ServiceSpec
 
 PROBE_SOURCE = Path(__file__).with_name("probes.py")
@@ -63,12 +63,16 @@ class ProbeAnswers(FactBase[bool]):
 
 
 @deploy("Service running")
-def service_running(spec: ServiceSpec):
-    files.directory(name="Create the stack's config directory", path="/etc/ray-vllm-stack", mode="755")
+def service_running(spec: ServiceSpec, secrets: dict[str, str]):
+    """`secrets`: the content of each of `spec.secret_files`, by path."""
+    missing = [secret.path for secret in spec.secret_files if secret.path not in secrets]
+    if missing:
+        raise ValueError(f"{spec.unit}: no content given for {', '.join(missing)}")
+    files.directory(name="Create the stack's config directory", path=CONFIG_DIR, mode="755")
     files.put(name="Install the readiness probe", src=str(PROBE_SOURCE), dest=PROBE_PATH, mode="644")
     written = [
-        files.put(name=f"Write {managed.path}", src=StringIO(managed.content), dest=managed.path, mode=managed.mode)
-        for managed in spec.files
+        files.put(name=f"Write {secret.path}", src=StringIO(secrets[secret.path]), dest=secret.path, mode=secret.mode)
+        for secret in spec.secret_files
     ]
     written.append(files.put(name=f"Write {spec.unit_path}", src=StringIO(spec.unit_text), dest=spec.unit_path, mode="644"))
     files_changed = any_changed(*written)

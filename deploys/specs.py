@@ -12,7 +12,8 @@ from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from deploys import manifest as manifests
+from artifacts import manifest as manifests
+from artifacts.debs import DebFile
 from deploys.layout import ENV_FILE, PROBE_PATH, UNIT_DIR, VENV
 
 PINNED_DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]*=[A-Za-z0-9.+~:-]+$")
@@ -20,14 +21,6 @@ PINNED_DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]*=[A-Za-z0-9.+~:-]+$")
 
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DebFile(Spec):
-    """One .deb in the controller's cache and the packages it depends on (first alternatives)."""
-
-    file: str
-    version: str
-    depends: tuple[str, ...] = ()
 
 
 class SystemPackagesSpec(Spec):
@@ -48,7 +41,7 @@ class TreeSpec(Spec):
 
     source: str
     destination: str
-    manifest: str = Field(description="`sha256sum` lines of every file, as `deploys.manifest.render` writes them.")
+    manifest: str = Field(description="`sha256sum` lines of every file, as `artifacts.manifest.render` writes them.")
     verify_content: bool = Field(
         description="Hash every file on the node when checking (weights); else only check presence "
         "(wheels, whose hashes pip checks at install)."
@@ -109,27 +102,18 @@ class NvidiaSpec(Spec):
     install: NvidiaDriverInstall | None = None
 
 
-class NodePlan(Spec):
-    """Every step's desired state for one node, in the order `deploys.node.provision_node` runs them."""
+class SecretFile(Spec):
+    """A file of secrets the unit reads. Only its path and mode are in the spec, which Pulumi shows
+    in previews and keeps in plain state; its content arrives beside the spec as a secret input."""
 
-    nvidia: NvidiaSpec | None = None
-    system_packages: SystemPackagesSpec
-    python_runtime: PythonRuntimeSpec
-    python_env: PythonEnvSpec
-    model_weights: ModelWeightsSpec
-    runtime_env: RuntimeEnvSpec
-
-
-class ManagedFile(Spec):
     path: str
-    content: str
-    mode: str = Field("644", pattern=r"^[0-7]{3,4}$")
+    mode: str = Field("600", pattern=r"^[0-7]{3,4}$")
 
 
 class ServiceSpec(Spec):
     unit: str = Field(pattern=r"^[a-z0-9-]+\.service$")
     unit_text: str
-    files: tuple[ManagedFile, ...] = ()
+    secret_files: tuple[SecretFile, ...] = ()
     probe: tuple[str, ...] = Field(description="Arguments of deploys/probes.py that say the unit is ready.")
     probe_environment: dict[str, str] = {}
     probe_env_files: tuple[str, ...] = Field((), description="Sourced before the probe (e.g. the API key).")
@@ -141,7 +125,7 @@ class ServiceSpec(Spec):
         return f"{UNIT_DIR}/{self.unit}"
 
     def managed_paths(self) -> list[str]:
-        return [self.unit_path, *(managed.path for managed in self.files)]
+        return [self.unit_path, *(secret.path for secret in self.secret_files)]
 
     def probe_command(self, timeout: int) -> str:
         sources = "".join(f". {shlex.quote(path)} && " for path in self.probe_env_files)

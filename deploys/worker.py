@@ -57,7 +57,9 @@ def run(request: dict) -> dict[str, dict]:
     errors = _connect(state, errors_log)
     unreachable = set(errors)
     if deploy_fn is not None:
-        errors.update(_apply(state, deploy_fn, arguments, errors_log))
+        secrets = {} if request["secrets"] is None else {"secrets": request["secrets"]}
+        deploy_arguments = {name: {**values, **secrets} for name, values in arguments.items()}
+        errors.update(_apply(state, deploy_fn, deploy_arguments, errors_log))
     facts = _observe_all(state, observe, arguments, errors) if observe is not None else {}
     seconds = round(time.monotonic() - started, 2)
     return {

@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from artifacts.paths import CACHE_DIR, REPO_ROOT
+
 STATE_DIR = REPO_ROOT / ".lab"
-CACHE_DIR = REPO_ROOT / ".cache" / "lab"
+LAB_CACHE_DIR = CACHE_DIR / "lab"
 SSH_DIR = STATE_DIR / "ssh"
 SSH_KEY = SSH_DIR / "id_ed25519"
 SSH_CONFIG = SSH_DIR / "config"

@@ -18,7 +18,7 @@ from pathlib import Path
 from lab import mounts
 from lab.commands import tail
 from lab.errors import LabError
-from lab.paths import CACHE_DIR
+from lab.paths import LAB_CACHE_DIR
 
 SUITE = "bookworm"
 # What a host needs to be managed over SSH by pyinfra and to run Ray + vLLM's CPU build:
@@ -86,14 +86,14 @@ def ensure_base(log=print) -> Path:
     """Path of the base root filesystem for the current recipe, building it if absent."""
     mirror = debian_mirror()
     key = version_key(mirror)
-    final = CACHE_DIR / f"base-{key}"
+    final = LAB_CACHE_DIR / f"base-{key}"
     if final.is_dir():
         return final
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(CACHE_DIR / "build.lock", "w") as lock:
+    LAB_CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(LAB_CACHE_DIR / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent `up` waits for this build instead of racing it
         if not final.is_dir():
-            _build(mirror, key, CACHE_DIR, log)
+            _build(mirror, key, LAB_CACHE_DIR, log)
     return final
 
 

@@ -9,7 +9,6 @@ import pytest
 from lab import api
 from lab.layout import Host
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_HOST_COUNT = 2
 REQUIRE_EVERY_TEST = os.environ.get("RVS_REQUIRE_LAB") == "1"
 """Set by `.ci/run`: a skipped test is a test that did not run, so under CI a skip is a failure."""

@@ -7,7 +7,8 @@ bench) and must never touch the project's own `.pulumi/` state.
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from artifacts.paths import REPO_ROOT
+
 PULUMI_VERSION = next(
     line.split(":=")[1].strip()
     for line in (REPO_ROOT / "Makefile").read_text().splitlines()

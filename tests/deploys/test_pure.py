@@ -3,7 +3,7 @@
 import pytest
 from pyinfra.api import OperationError
 
-from deploys import manifest as manifests
+from artifacts import manifest as manifests
 from deploys.operations import freeze_names, missing_closure
 from deploys.runtime_env import parse_env_file, render_env_file, runtime_env
 from deploys.specs import DebFile, NvidiaDriverInstall, RuntimeEnvSpec, TreeSpec

@@ -2,9 +2,8 @@
 
 import subprocess
 
-from components.config import HostConfig
 from deploys import node, observe
-from deploys.runner import run_deploy
+from deploys.runner import SshTarget, run_deploy
 from deploys.specs import PythonRuntimeSpec
 
 
@@ -12,7 +11,7 @@ def test_unreachable_host_gets_an_error_naming_it(tmp_path):
     key = tmp_path / "key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     hosts = [
-        HostConfig(name=name, address="127.0.0.1", ssh={"port": port, "key_file": key}, role="worker", accelerator="cpu")
+        SshTarget(name=name, address="127.0.0.1", user="root", port=port, key_file=str(key))
         for name, port in (("ghost1", 1), ("ghost2", 2))
     ]
     results = run_deploy(

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from artifacts.paths import REPO_ROOT
 from tools.pulumi_env import PULUMI_BIN, scratch_pulumi_env
-
 
 
 class PulumiProject:

@@ -6,7 +6,7 @@ import re
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from artifacts.paths import REPO_ROOT
 
 pytestmark = pytest.mark.engine
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from artifacts.paths import REPO_ROOT
 
 pytestmark = pytest.mark.engine
 

@@ -1,11 +1,10 @@
 """The real Pulumi engine: preview without hosts, bad input stops before any change, outputs via the CLI."""
 
-import json
 
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from artifacts.paths import REPO_ROOT
 
 pytestmark = pytest.mark.engine
 

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config import HostConfig, NetworkConfig, SoftwarePins
-from components.debs import prepare_debs
-from components.hosts import host_key_policy
-from components.model_source import prepare_model
-from components.node_plan import SYSTEM_PACKAGES, node_plan
-from deploys.specs import NodePlan
+from artifacts.debs import prepare_debs
+from artifacts.paths import REPO_ROOT
+from artifacts.weights import prepare_model
+from deploys.specs import Spec
+from stack.config import HostConfig, NetworkConfig
+from stack.hosts import host_key_policy
+from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, node_specs
 from tests.provisioning.small_wheelhouse import small_wheelhouse
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL = REPO_ROOT / ".cache" / "models" / "tiny-qwen2"
 EXTRA_PACKAGE = "jq"
 """Not in the lab's base image: its .debs (and its dependencies') come from the controller."""
@@ -33,14 +33,17 @@ def lab_hosts(lab_hosts) -> list[HostConfig]:
 
 
 @pytest.fixture(scope="session")
-def plans(lab_hosts) -> dict[str, NodePlan]:
+def plans(lab_hosts) -> dict[str, dict[str, Spec]]:
+    """Per host, each step's spec in table order, from the stack's own table."""
     if not (TINY_MODEL / "config.json").is_file():
         pytest.fail("the tiny model is missing: run `make model` (`make test` builds it)")
     debs = prepare_debs([*SYSTEM_PACKAGES, EXTRA_PACKAGE])
     wheelhouse = small_wheelhouse()
     model = prepare_model(str(TINY_MODEL), None)
     return {
-        host.name: node_plan(host, SoftwarePins(), NetworkConfig(), debs, wheelhouse, model, "tiny-qwen2")
+        host.name: node_specs(
+            NodeInputs(host, NetworkConfig(), "tiny-qwen2", debs=debs, wheelhouse=wheelhouse, model=model)
+        )
         for host in lab_hosts
     }
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from pathlib import Path
 
-from components.wheels import WheelhouseFiles, describe_wheelhouse
-from deploys import manifest as manifests
-from nodes.wheelhouse import LOCK_NAME, pip_command
+from artifacts import manifest as manifests
+from artifacts.packages.wheelhouse import LOCK_NAME, pip_command
+from artifacts.paths import REPO_ROOT
+from artifacts.wheels import WheelhouseFiles, describe_wheelhouse
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PINS = ("six==1.17.0", "idna==3.10")
 CACHE = REPO_ROOT / ".cache" / "test-wheelhouse"
 

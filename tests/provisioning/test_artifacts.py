@@ -9,13 +9,12 @@ import sys
 
 import pytest
 
-from components import model_source
+from artifacts import manifest as manifests
+from artifacts.debs import closure, parse_depends
+from artifacts.weights import hf_snapshot_dir, prepare_model, source_stamp
 from components.artifacts import DebsProvider, ModelProvider, WheelhouseProvider
-from components.debs import closure, parse_depends
-from components.model_source import hf_snapshot_dir, prepare_model, source_stamp
-from deploys import manifest as manifests
-from tests.provisioning.fake_hub import FakeHub
 from tests.provisioning.conftest import REPO_ROOT
+from tests.provisioning.fake_hub import FakeHub
 
 APT_CACHE_DEPENDS = """\
 python3-venv
@@ -95,7 +94,7 @@ def test_hugging_face_model_is_fetched_once_with_the_token(hub, tmp_path):
 def test_hf_endpoint_from_the_environment_is_honoured(hub, tmp_path):
     """huggingface_hub reads HF_ENDPOINT when it is imported, as in a fresh provider process."""
     script = (
-        "import sys; from pathlib import Path; from components.model_source import prepare_model; "
+        "import sys; from pathlib import Path; from artifacts.weights import prepare_model; "
         "print(prepare_model(None, 'org/tiny@v1.0', cache=Path(sys.argv[1])).downloaded_bytes)"
     )
     env = {**os.environ, "HF_ENDPOINT": hub.url, "PYTHONPATH": str(REPO_ROOT)}
@@ -107,7 +106,7 @@ def test_hf_endpoint_from_the_environment_is_honoured(hub, tmp_path):
 
 def test_empty_model_folder_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="holds no files"):
-        model_source.prepare_model(str(tmp_path), None)
+        prepare_model(str(tmp_path), None)
 
 
 def test_wheelhouse_damage_lists_missing_wheels_and_diffs(tmp_path):

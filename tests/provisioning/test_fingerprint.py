@@ -1,4 +1,4 @@
-from components.fingerprint import fingerprint, mismatches
+from stack.fingerprint import fingerprint, mismatches
 
 SAME = {"python": "3.11.2", "packages": "a" * 64, "weights": "b" * 64, "driver": None, "cuda": None}
 

@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from components.config import HostConfig
-from components.fingerprint import fingerprint, mismatches
+from artifacts import manifest as manifests
 from components.provisioning import StepError, apply_step, observe_step, step_changes, step_inputs
-from deploys import manifest as manifests
 from deploys.layout import VENV
+from stack.config import HostConfig
+from stack.fingerprint import fingerprint, mismatches
 from tests.provisioning.conftest import EXTRA_PACKAGE, host_keys, reset_provisioning, run_on
 
 pytestmark = pytest.mark.lab
@@ -162,7 +162,7 @@ def test_checksum_mismatch_names_file_and_node(lab_hosts, plans, tmp_path):
 
 def test_nvidia_preflight_fails_on_a_lab_host_before_any_change(lab_hosts):
     lab1 = HostConfig.model_validate({**lab_hosts[0].model_dump(), "accelerator": "nvidia", "gpus": [{"memory_gb": 24}]})
-    from components.node_plan import nvidia_spec
+    from stack.node_steps import nvidia_spec
 
     before = run_on("lab1", "find /opt /var/cache /var/lib /etc -newer /etc/hostname 2>/dev/null | md5sum")
     with pytest.raises(StepError) as failed:

@@ -6,10 +6,12 @@ import pulumi
 import pytest
 from pulumi.runtime.mocks import MockMonitor
 
+from artifacts import manifest as manifests
 from components.artifacts import DebPackages, ModelArtifact, Wheelhouse
-from components.config import HostConfig, NetworkConfig, SoftwarePins
 from components.node import Node, NodeArgs
-from deploys import manifest as manifests
+from deploys.runner import HostKeyPolicy
+from stack.config import HostConfig, NetworkConfig
+from stack.node_steps import NodeInputs, steps_for
 
 MODEL_MANIFEST = manifests.render({"config.json": "a" * 64, "model.safetensors": "b" * 64})
 OBSERVED = {
@@ -84,13 +86,11 @@ def host(name="lab1", accelerator="cpu", tmp_key="/dev/null"):
 def node_args(tmp_path, accelerator="cpu") -> NodeArgs:
     (tmp_path / "config.json").write_text("{}")
     return NodeArgs(
-        host=host(accelerator=accelerator),
-        software=SoftwarePins(),
-        network=NetworkConfig(nccl_ib_disable=True),
+        inputs=NodeInputs(host(accelerator=accelerator), NetworkConfig(nccl_ib_disable=True), "tiny-qwen2"),
         wheelhouse=Wheelhouse(f"wheelhouse-{accelerator}", accelerator),
         model=ModelArtifact("model", path=str(tmp_path)),
         debs=DebPackages("debs", ["libnuma1"]),
-        served_name="tiny-qwen2",
+        host_keys=HostKeyPolicy(),
     )
 
 
@@ -113,6 +113,7 @@ def test_cpu_node_orders_its_steps(mocks, tmp_path):
     def check(_):
         registrations = mocks.monitor.registrations
         assert [name for name in registrations if name.startswith("lab1-")] == [f"lab1-{s}" for s in ["facts", *CPU_STEPS]]
+        assert CPU_STEPS == [step.name for step in steps_for(node_args(tmp_path).inputs.host)]  # the one table
         for step, after in CPU_STEPS_AFTER.items():
             dependencies = {dep.split("::")[-1] for dep in registrations[f"lab1-{step}"]["dependencies"]}
             assert {dep for dep in dependencies if dep.startswith("lab1-")} == {f"lab1-{name}" for name in after}, step
@@ -179,6 +180,6 @@ def test_nvidia_node_starts_with_the_preflight(mocks, tmp_path):
 
 def test_flavor_mismatch_is_refused(mocks, tmp_path):
     args = node_args(tmp_path)
-    args.host = host(accelerator="nvidia")
+    args.inputs = NodeInputs(host(accelerator="nvidia"), NetworkConfig(), "tiny-qwen2")
     with pytest.raises(ValueError, match="lab1 is `nvidia` but was given the cpu wheelhouse"):
         Node("lab1", args)

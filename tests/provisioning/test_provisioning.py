@@ -13,8 +13,7 @@ from components.provisioning import StepProvider, check_inputs, step_changes
 from deploys.runner import resolve
 from deploys.steps import STEPS
 
-HOST = {"name": "lab1", "address": "10.201.0.11", "ssh": {"user": "root", "port": 22, "key_file": "/k"},
-        "role": "head", "accelerator": "cpu", "gpus": []}  # fmt: skip
+HOST = {"name": "lab1", "address": "10.201.0.11", "user": "root", "port": 22, "key_file": "/k"}
 SPEC = {"version": "3.11.2", "interpreter": "python3"}
 
 
@@ -51,7 +50,7 @@ def test_facts_report_but_never_repair():
 def test_another_machine_replaces():
     moved = inputs(host={**HOST, "address": "10.201.0.99"})
     assert step_changes(outputs(), moved) == (["host"], ["host"])
-    new_key = inputs(host={**HOST, "ssh": {**HOST["ssh"], "key_file": "/k2"}})
+    new_key = inputs(host={**HOST, "key_file": "/k2"})
     assert step_changes(outputs(), new_key) == (["host"], [])
 
 
@@ -101,6 +100,35 @@ def test_delete_lets_an_unreachable_host_go(monkeypatch):
     warning = provisioning.retire_step(inputs(step="runtime-env", spec={"address": "10.201.0.11"}))
     assert warning.startswith("lab1: cannot connect over SSH") and warning.endswith("left runtime-env on it as it is")
     assert provisioning.retire_step(inputs()) is None  # python-runtime installs nothing to remove
+
+
+def test_state_recorded_before_the_layers_were_separated_is_read_and_retired(monkeypatch):
+    """An existing stack upgrades in place: its recorded host (the whole HostConfig) and a service's
+    inline secret files are read in today's shape, so refresh and destroy work before any `up`."""
+    from deploys.runner import HostResult
+
+    legacy_host = {"name": "lab1", "address": "10.201.0.11", "ssh": {"user": "root", "port": 22, "key_file": "/k",
+                   "host_keys": "ignore"}, "role": "head", "accelerator": "cpu", "gpus": []}  # fmt: skip
+    legacy_spec = {"unit": "rvs-vllm.service", "unit_text": "[Unit]\n", "probe": ["http"], "ready_timeout": 900,
+                   "files": [{"path": "/etc/ray-vllm-stack/vllm.env", "content": "VLLM_API_KEY=k\n", "mode": "600"}]}  # fmt: skip
+    calls = []
+
+    def record(hosts, deploy_fn, **kwargs):
+        calls.append((hosts, kwargs))
+        return {"lab1": HostResult("lab1", facts={"active": True})}
+
+    monkeypatch.setattr(provisioning, "run_deploy", record)
+    legacy = inputs(step="vllm", host=legacy_host, spec=legacy_spec)
+    refreshed = provisioning.observe_step(legacy)
+    assert refreshed["host"] == HOST and refreshed["observed"] == {"active": True}
+    assert refreshed["spec"]["secret_files"] == [{"path": "/etc/ray-vllm-stack/vllm.env", "mode": "600"}]
+    assert refreshed["secrets"] == {"/etc/ray-vllm-stack/vllm.env": "VLLM_API_KEY=k\n"}
+    assert "files" not in refreshed["spec"]
+    assert provisioning.retire_step(legacy) is None
+    (hosts, kwargs), _ = calls[-1], None
+    assert hosts[0].key_file == "/k" and kwargs["spec"].managed_paths()[1] == "/etc/ray-vllm-stack/vllm.env"
+    # Positive control: today's shape passes through unchanged.
+    assert provisioning.recorded_in_current_shape(inputs()) == inputs()
 
 
 def test_code_digest_covers_the_deploys():

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from artifacts.paths import REPO_ROOT
 from lab import preflight
 from lab.errors import LabError
-from tests.conftest import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "tools" / "system-packages.sh"
 TABLE = REPO_ROOT / "tools" / "system-packages.tsv"

@@ -1,0 +1,66 @@
+"""A flavor's wheelhouse on the controller, described for provisioning: built once by
+`artifacts.packages.wheelhouse` (keyed by the lock's hash) and hashed into a manifest for the push to nodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from artifacts import manifest as manifests
+from artifacts.packages.flavors import get_flavor
+from artifacts.packages.lockfile import normalize_name, read_lock
+from artifacts.packages.wheelhouse import LOCK_NAME, build_wheelhouse, wheelhouse_path
+
+
+class WheelhouseFiles(BaseModel):
+    """A wheelhouse folder as provisioning pushes and installs it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    key: str
+    lock_file: str
+    plugin_wheels: tuple[str, ...]
+    packages: tuple[str, ...]
+    manifest: str
+    manifest_digest: str
+    total_bytes: int
+    downloaded_bytes: int = 0
+
+
+def source_digest(flavor: str) -> str:
+    """What the wheelhouse is built from: the lock (its hash names the folder) and the plugin's
+    source, so an edit to either diffs at preview."""
+    spec = get_flavor(flavor)
+    parts = [wheelhouse_path(spec).name]
+    if spec.plugin is not None:
+        tree = {name: digest for name, digest in manifests.build_manifest(spec.plugin).items() if "__pycache__" not in name}
+        parts.append(manifests.manifest_digest(tree))
+    return "/".join(parts)
+
+
+def prepare_wheelhouse(flavor: str) -> WheelhouseFiles:
+    spec = get_flavor(flavor)
+    existed = wheelhouse_path(spec).is_dir()
+    house = build_wheelhouse(spec)
+    plugin_wheels = (str(house.plugin_wheel),) if house.plugin_wheel else ()
+    return describe_wheelhouse(Path(house.path), plugin_wheels, downloaded_bytes=0 if existed else house.total_bytes)
+
+
+def describe_wheelhouse(path: Path, plugin_wheels: tuple[str, ...] = (), downloaded_bytes: int = 0) -> WheelhouseFiles:
+    """A wheelhouse folder (its `requirements.lock` and wheels, plus `plugin_wheels` relative to it)
+    as provisioning pushes and installs it."""
+    plugin_names = tuple(normalize_name(Path(wheel).name.split("-")[0]) for wheel in plugin_wheels)
+    manifest = manifests.build_manifest(path, manifests.DIGEST_CACHE)
+    return WheelhouseFiles(
+        path=str(path),
+        key=path.name,
+        lock_file=LOCK_NAME,
+        plugin_wheels=plugin_wheels,
+        packages=tuple(sorted({package.name for package in read_lock(path / LOCK_NAME)} | set(plugin_names))),
+        manifest=manifests.render(manifest),
+        manifest_digest=manifests.manifest_digest(manifest),
+        total_bytes=sum((path / name).stat().st_size for name in manifest),
+        downloaded_bytes=downloaded_bytes,
+    )

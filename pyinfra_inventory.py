@@ -1,0 +1,57 @@
+"""pyinfra CLI inventory built from a stack's config, so the CLI provisions a node exactly as
+`pulumi up` would (the same table of steps, `stack.node_steps.NODE_STEPS`, the same specs):
+
+    pyinfra -y pyinfra_inventory.py pyinfra_deploy.py                    # every node of Pulumi.dev.yaml
+    RVS_STACK=prod pyinfra -y pyinfra_inventory.py pyinfra_deploy.py --limit gpu1
+
+Run it from the project folder. Loading it validates `Pulumi.<RVS_STACK>.yaml` (default `dev`) and
+prepares the controller's artifacts (the .debs, each flavor's wheelhouse, the model: cached, so only
+the first load downloads); each host's data carries its connection and its steps. Provisioning
+needs none of the stack's secrets; a gated model's token comes from HF_TOKEN in the environment.
+"""
+
+import os
+from pathlib import Path
+
+import yaml
+
+from artifacts.debs import prepare_debs
+from artifacts.weights import prepare_model
+from artifacts.wheels import prepare_wheelhouse
+from deploys.runner import connection_data
+from deploys.steps import STEPS
+from stack.config import StackConfig
+from stack.hosts import host_key_policy, ssh_target
+from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, node_specs
+from stack.validation import CONFIG_NAMESPACE, load_stack_config
+
+
+def stack_config(project: Path, stack: str) -> StackConfig:
+    """`Pulumi.<stack>.yaml`'s plain keys, validated as `pulumi preview` does (secrets left out)."""
+    document = yaml.safe_load((project / f"Pulumi.{stack}.yaml").read_text()) or {}
+    raw = {}
+    for key, value in (document.get("config") or {}).items():
+        namespace, _, name = key.partition(":")
+        if namespace == CONFIG_NAMESPACE and not (isinstance(value, dict) and "secure" in value):
+            raw[name] = value
+    return load_stack_config(raw, set(), project)
+
+
+def host_entries(config: StackConfig) -> list[tuple[str, dict]]:
+    """(host name, pyinfra host data) per host: its SSH connection and `steps`, a list of
+    (`module:deploy` name, spec) in table order."""
+    debs = prepare_debs(list(SYSTEM_PACKAGES))
+    wheelhouses = {flavor: prepare_wheelhouse(flavor) for flavor in {host.accelerator for host in config.hosts}}
+    source = config.model
+    model = prepare_model(
+        str(source.path) if source.path else None, source.huggingface, os.environ.get("HF_TOKEN"), source.hf_endpoint
+    )
+    entries = []
+    for host in config.hosts:
+        inputs = NodeInputs.from_config(config, host, debs=debs, wheelhouse=wheelhouses[host.accelerator], model=model)
+        steps = [(STEPS[name].apply, spec) for name, spec in node_specs(inputs).items()]
+        entries.append((host.name, {**connection_data(ssh_target(host), host_key_policy(host)), "steps": steps}))
+    return entries
+
+
+nodes = host_entries(stack_config(Path.cwd(), os.environ.get("RVS_STACK", "dev")))

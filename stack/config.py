@@ -1,0 +1,163 @@
+"""The stack's configuration: one pydantic model, the single source of truth.
+
+Field-level rules (types, ranges, choices) live on the models; rules that relate several
+fields live in `stack.validation`, which reports every problem at once.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from artifacts.weights import HF_REPO_AT_REVISION
+
+Port = Annotated[int, Field(ge=1, le=65535, description="A TCP port, 1-65535.")]
+GiB = Annotated[float, Field(gt=0, description="An amount of memory in GiB.")]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$", description="A DNS-label-like name.")]
+
+
+class StrictModel(BaseModel):
+    """A typo in a key is an error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Gpu(StrictModel):
+    name: str = "gpu"
+    memory_gb: GiB
+
+
+class SshSettings(StrictModel):
+    user: str = "root"
+    port: Port = 22
+    key_file: Path
+    host_keys: Literal["accept-new", "ignore"] = Field(
+        "accept-new", description="`ignore` only for lab hosts, whose keys are new after every `lab up`."
+    )
+
+
+class HostConfig(StrictModel):
+    name: Name
+    address: IPv4Address = Field(description="The host's cluster address: Ray, vLLM and NCCL/GLOO traffic use it.")
+    ssh: SshSettings
+    role: Literal["head", "worker"]
+    accelerator: Literal["nvidia", "cpu"]
+    gpus: list[Gpu] = []
+
+    @property
+    def stage_devices(self) -> int:
+        """Devices this host contributes to the parallel layout: its GPUs, or the host itself on CPU."""
+        return len(self.gpus) if self.accelerator == "nvidia" else 1
+
+
+class ModelConfig(StrictModel):
+    path: Path | None = Field(None, description="A model directory on the controller.")
+    huggingface: str | None = Field(None, description="`owner/repo@revision`, fetched once on the controller.")
+    config_json: Path | None = Field(
+        None, description="The model's config.json for planning at preview, when the weights are not local yet."
+    )
+    served_name: str
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    quantization: Literal["awq", "gptq", "gptq-8bit", "fp8"] | None = None
+    keep_previous: int = Field(1, ge=0, description="Older models each node keeps besides the served one.")
+    hf_endpoint: str | None = Field(None, description="A Hugging Face mirror; HF_ENDPOINT from the environment otherwise.")
+
+    @field_validator("huggingface")
+    @classmethod
+    def _pinned_revision(cls, value: str | None) -> str | None:
+        if value is not None and not HF_REPO_AT_REVISION.match(value):
+            raise ValueError("must be `owner/repo@revision` with a pinned revision (a commit hash or tag)")
+        return value
+
+
+class Parallelism(StrictModel):
+    pipeline_size: int = Field(1, ge=1)
+    tensor_size: int = Field(1, ge=1)
+    layer_partition: list[Annotated[int, Field(ge=1)]] | None = None
+
+
+class NetworkConfig(StrictModel):
+    subnet: IPv4Network | None = Field(None, description="Every host address must lie in it.")
+    interface: str | None = Field(None, description="Interface carrying cluster traffic; detected per node if unset.")
+    nccl_ib_disable: bool = Field(True, description="Plain Ethernet: keep NCCL off InfiniBand.")
+    env: dict[str, str] = Field({}, description="Runtime variables set on every node after the detected ones.")
+
+
+class NvidiaDriverInstall(StrictModel):
+    """A pinned NVIDIA driver (and CUDA toolkit) installed from an apt repository the nodes reach."""
+
+    url: str
+    suite: str = "/"
+    signing_key_file: Path
+    packages: list[str] = Field(min_length=1, description="Pinned `name=version`, e.g. cuda-drivers=580.65.06-1.")
+
+
+class SecurityConfig(StrictModel):
+    dashboard_bind: Literal["localhost", "cluster"] = "localhost"
+    api_bind: Literal["localhost", "cluster", "all"] = "cluster"
+
+
+class Ports(StrictModel):
+    gcs: Port = 6379
+    dashboard: Port = 8265
+    ray_client: Port = 10001
+    node_manager: Port = 6380
+    object_manager: Port = 6381
+    dashboard_agent_grpc: Port = 6382
+    dashboard_agent_http: Port = 52365
+    metrics_export: Port = 6383
+    runtime_env_agent: Port = 6384
+    min_worker: Port = 10002
+    max_worker: Port = 10100
+    api: Port = 8000
+
+    def single_ports(self) -> dict[str, int]:
+        return {name: value for name, value in self if name not in ("min_worker", "max_worker")}
+
+
+class RaySettings(StrictModel):
+    num_cpus: int | None = Field(None, ge=1, description="CPUs Ray may use per node; all by default.")
+    memory_gb: GiB | None = None
+    object_store_gb: GiB | None = None
+    dashboard: bool = True
+
+
+class VllmSettings(StrictModel):
+    max_model_len: int | None = Field(None, ge=16)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    enforce_eager: bool = False
+    cpu_kvcache_space_gb: GiB = Field(1, description="KV cache per stage on CPU nodes (VLLM_CPU_KVCACHE_SPACE).")
+    extra_args: list[str] = []
+
+
+class StackConfig(StrictModel):
+    """Everything `Pulumi.<stack>.yaml` may set under the `ray-vllm-stack:` namespace."""
+
+    hosts: list[HostConfig] = Field(min_length=1)
+    model: ModelConfig
+    parallelism: Parallelism = Parallelism()
+    network: NetworkConfig = NetworkConfig()
+    security: SecurityConfig = SecurityConfig()
+    ports: Ports = Ports()
+    ray: RaySettings = RaySettings()
+    vllm: VllmSettings = VllmSettings()
+    nvidia_driver_install: NvidiaDriverInstall | None = None
+    purge_caches: bool = Field(False, description="Let `destroy` delete the wheel, .deb and weight caches too.")
+    ray_token: SecretStr | None = None
+    api_key: SecretStr | None = None
+    hf_token: SecretStr | None = None
+
+    @property
+    def head(self) -> HostConfig:
+        return next(host for host in self.hosts if host.role == "head")
+
+    @property
+    def accelerator(self) -> Literal["nvidia", "cpu"]:
+        """The cluster's kind; validation rejects a mix, so the first host speaks for all."""
+        return self.hosts[0].accelerator
+
+
+SECRET_KEYS = ("ray_token", "api_key", "hf_token")

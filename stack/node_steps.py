@@ -1,0 +1,178 @@
+"""The one ordered table of node steps: what each step's desired state is built from, which of the
+controller's artifacts it needs, and which steps it waits for.
+
+The Pulumi `Node` component, the pyinfra CLI entry (`pyinfra_deploy.py`) and the tests all iterate
+`NODE_STEPS`, so a node is provisioned the same way whichever drives it. The Pulumi side hands a
+step its artifacts as they become known (only the ones it `needs`, so a step whose inputs are
+known at preview diffs at preview); the CLI has them all at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from artifacts.debs import DebFiles
+from artifacts.packages.flavors import NODE_PYTHON_VERSION, get_flavor
+from artifacts.weights import ModelFiles
+from artifacts.wheels import WheelhouseFiles
+from deploys.layout import MODELS_ROOT, WHEELHOUSE_ROOT
+from deploys.specs import (
+    ModelWeightsSpec,
+    NvidiaDriverInstall,
+    NvidiaSpec,
+    PythonEnvSpec,
+    PythonRuntimeSpec,
+    RuntimeEnvSpec,
+    Spec,
+    SystemPackagesSpec,
+    TreeSpec,
+)
+from stack.config import HostConfig, NetworkConfig, StackConfig
+
+SYSTEM_PACKAGES = ("python3", "python3-venv", "libnuma1")
+"""What every node needs from Debian: the interpreter, venv support, and libnuma for vLLM's CPU
+backend (torch loads it on GPU hosts too)."""
+
+
+@dataclass(frozen=True)
+class NodeInputs:
+    """Everything one node's steps are built from. The artifacts (`debs`, `wheelhouse`, `model`) are
+    None until known; a step reads only those it `needs`."""
+
+    host: HostConfig
+    network: NetworkConfig
+    served_name: str
+    models_root: str = MODELS_ROOT
+    keep_previous: int = 1
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    driver_install: NvidiaDriverInstall | None = None
+    debs: DebFiles | None = None
+    wheelhouse: WheelhouseFiles | None = None
+    model: ModelFiles | None = None
+
+    @classmethod
+    def from_config(cls, config: StackConfig, host: HostConfig, **artifacts) -> NodeInputs:
+        """A host of the stack as `__main__.py` and the pyinfra CLI configure it."""
+        return cls(
+            host=host,
+            network=config.network,
+            served_name=config.model.served_name,
+            keep_previous=config.model.keep_previous,
+            env_overrides=config.network.env,
+            driver_install=driver_install(config),
+            **artifacts,
+        )
+
+    def model_path(self) -> str:
+        return str(PurePosixPath(self.models_root) / self.served_name)
+
+
+def nvidia_spec(inputs: NodeInputs) -> NvidiaSpec:
+    """The preflight for `nvidia` hosts: the driver floor of the flavor's pinned torch CUDA build
+    (`artifacts/packages/nvidia/cuda.json`)."""
+    cuda = json.loads(get_flavor("nvidia").cuda_manifest.read_text())
+    return NvidiaSpec(min_driver=cuda["min_driver"], cuda=cuda["cuda"], install=inputs.driver_install)
+
+
+def system_packages_spec(inputs: NodeInputs) -> SystemPackagesSpec:
+    debs = inputs.debs
+    return SystemPackagesSpec(packages=debs.packages, debs_dir=debs.debs_dir, debs=debs.debs)
+
+
+def python_runtime_spec(_inputs: NodeInputs) -> PythonRuntimeSpec:
+    """The interpreter every lock and wheelhouse is built for (`artifacts.packages.flavors`)."""
+    return PythonRuntimeSpec(version=NODE_PYTHON_VERSION)
+
+
+def python_env_spec(inputs: NodeInputs) -> PythonEnvSpec:
+    wheelhouse = inputs.wheelhouse
+    tree = TreeSpec(
+        source=wheelhouse.path,
+        destination=f"{WHEELHOUSE_ROOT}/{wheelhouse.key}",
+        manifest=wheelhouse.manifest,
+        verify_content=False,
+    )
+    return PythonEnvSpec(
+        wheelhouse=tree,
+        lock_key=wheelhouse.key,
+        lock_file=wheelhouse.lock_file,
+        plugin_wheels=wheelhouse.plugin_wheels,
+        packages=wheelhouse.packages,
+    )
+
+
+def model_weights_spec(inputs: NodeInputs) -> ModelWeightsSpec:
+    tree = TreeSpec(
+        source=inputs.model.local_path,
+        destination=inputs.model_path(),
+        manifest=inputs.model.manifest,
+        verify_content=True,
+    )
+    return ModelWeightsSpec(tree=tree, keep_previous=inputs.keep_previous)
+
+
+def runtime_env_spec(inputs: NodeInputs) -> RuntimeEnvSpec:
+    return RuntimeEnvSpec(
+        address=str(inputs.host.address),
+        interface=inputs.network.interface,
+        nccl_ib_disable=inputs.network.nccl_ib_disable,
+        overrides=inputs.env_overrides,
+    )
+
+
+@dataclass(frozen=True)
+class StepDefinition:
+    name: str
+    """Also the step's name in `deploys.steps.STEPS` (how it is applied, observed, retired)."""
+    build: Callable[[NodeInputs], Spec]
+    """The step's desired state."""
+    needs: tuple[str, ...] = ()
+    """The artifacts of `NodeInputs` the builder reads."""
+    after: tuple[str, ...] | None = None
+    """Steps it waits for; None: the step before it in the table (that applies to the host)."""
+    accelerator: str | None = None
+    """Only on hosts with this accelerator; None: on every host."""
+
+    def applies_to(self, host: HostConfig) -> bool:
+        return self.accelerator is None or host.accelerator == self.accelerator
+
+
+NODE_STEPS: tuple[StepDefinition, ...] = (
+    StepDefinition("nvidia-preflight", nvidia_spec, accelerator="nvidia"),
+    StepDefinition("system-packages", system_packages_spec, needs=("debs",)),
+    StepDefinition("python-runtime", python_runtime_spec),
+    StepDefinition("python-env", python_env_spec, needs=("wheelhouse",)),
+    # Weights need no venv: they stream while pip installs.
+    StepDefinition("model-weights", model_weights_spec, needs=("model",), after=("python-runtime",)),
+    StepDefinition("runtime-env", runtime_env_spec, after=("python-env", "model-weights")),
+)
+"""In order: a failed preflight stops the node before anything on it changed."""
+
+
+def with_artifacts(inputs: NodeInputs, step: StepDefinition, values: tuple) -> NodeInputs:
+    """`inputs` with the step's needed artifacts set to `values` (in `step.needs` order)."""
+    return dataclasses.replace(inputs, **dict(zip(step.needs, values, strict=True)))
+
+
+def steps_for(host: HostConfig) -> tuple[StepDefinition, ...]:
+    """The steps that apply to `host`, in table order."""
+    return tuple(step for step in NODE_STEPS if step.applies_to(host))
+
+
+def node_specs(inputs: NodeInputs) -> dict[str, Spec]:
+    """Each step of the host and its spec, in table order (every artifact known)."""
+    return {step.name: step.build(inputs) for step in steps_for(inputs.host)}
+
+
+def driver_install(config: StackConfig) -> NvidiaDriverInstall | None:
+    """The configured driver install with its signing key's text, so a new key diffs."""
+    driver = config.nvidia_driver_install
+    if driver is None:
+        return None
+    return NvidiaDriverInstall(
+        url=driver.url, suite=driver.suite, signing_key=driver.signing_key_file.read_text(), packages=tuple(driver.packages)
+    )

@@ -1,0 +1,126 @@
+"""What runs a Ray node: the `ray start` command line and its systemd unit, for head and workers.
+
+Pure functions of the stack config: tests render the GPU path here without a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+
+from deploys.layout import ENV_FILE, RAY_TEMP_DIR, RAY_TOKEN_FILE, VENV
+from deploys.specs import SecretFile, ServiceSpec
+from stack.config import HostConfig, Ports, RaySettings, SecurityConfig
+from stack.systemd_unit import ServiceUnit
+
+GIB = 1 << 30
+RAY_READY_TIMEOUT_S = 180
+HEAD_UNIT = "rvs-ray-head.service"
+WORKER_UNIT = "rvs-ray-worker.service"
+
+CPU_STAGE_RESOURCE = "cpu_stage"
+"""The custom resource each CPU node offers once; the project's vLLM CPU plugin
+(plugins/vllm-ray-cpu, `RAY_RESOURCE`) places one pipeline stage per unit of it."""
+
+RAY_AUTH_ENVIRONMENT = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": RAY_TOKEN_FILE}
+"""Token authentication on every Ray process and client; the token file is 0600 root."""
+
+
+def node_resources(host: HostConfig) -> tuple[list[str], dict[str, float]]:
+    """(`ray start` flags, the resources the node must show once alive) for its accelerator."""
+    if host.accelerator == "nvidia":
+        return [f"--num-gpus={len(host.gpus)}"], {"GPU": float(len(host.gpus))}
+    resources = {CPU_STAGE_RESOURCE: 1.0}
+    return [f"--resources={json.dumps(resources, separators=(',', ':'))}"], resources
+
+
+def ray_start_command(
+    host: HostConfig, head: HostConfig, ports: Ports, ray: RaySettings, security: SecurityConfig
+) -> list[str]:
+    is_head = host.name == head.name
+    command = [f"{VENV}/bin/ray", "start", "--block", "--disable-usage-stats", f"--node-ip-address={host.address}"]
+    if is_head:
+        dashboard_host = str(head.address) if security.dashboard_bind == "cluster" else "127.0.0.1"
+        command += [
+            "--head",
+            f"--port={ports.gcs}",
+            f"--ray-client-server-port={ports.ray_client}",
+            f"--include-dashboard={'true' if ray.dashboard else 'false'}",
+            f"--dashboard-host={dashboard_host}",
+            f"--dashboard-port={ports.dashboard}",
+        ]
+    else:
+        command.append(f"--address={head.address}:{ports.gcs}")
+    command += [
+        f"--node-manager-port={ports.node_manager}",
+        f"--object-manager-port={ports.object_manager}",
+        f"--dashboard-agent-grpc-port={ports.dashboard_agent_grpc}",
+        f"--dashboard-agent-listen-port={ports.dashboard_agent_http}",
+        f"--metrics-export-port={ports.metrics_export}",
+        f"--runtime-env-agent-port={ports.runtime_env_agent}",
+        f"--min-worker-port={ports.min_worker}",
+        f"--max-worker-port={ports.max_worker}",
+        f"--temp-dir={RAY_TEMP_DIR}",
+    ]
+    if ray.num_cpus is not None:
+        command.append(f"--num-cpus={ray.num_cpus}")
+    if ray.memory_gb is not None:
+        command.append(f"--memory={int(ray.memory_gb * GIB)}")
+    if ray.object_store_gb is not None:
+        command.append(f"--object-store-memory={int(ray.object_store_gb * GIB)}")
+    command += node_resources(host)[0]
+    return command
+
+
+def ray_unit(host: HostConfig, head: HostConfig, ports: Ports, ray: RaySettings, security: SecurityConfig) -> str:
+    role = "head" if host.name == head.name else "worker"
+    return ServiceUnit(
+        description=f"Ray {role} (ray-vllm-stack)",
+        command=ray_start_command(host, head, ports, ray, security),
+        environment=RAY_AUTH_ENVIRONMENT,
+        environment_files=[ENV_FILE],
+        # `ray start --block` exits when its node dies; come back and rejoin.
+        restart="always",
+    ).render()
+
+
+def required_ports(head: HostConfig, ports: Ports, api_bind: str) -> list[dict]:
+    """Which TCP ports must be open between which machines: the firewall rules a user writes."""
+    every_node = [
+        ports.node_manager, ports.object_manager, ports.dashboard_agent_grpc,
+        ports.dashboard_agent_http, ports.metrics_export, ports.runtime_env_agent,
+    ]  # fmt: skip
+    rules = [
+        {"ports": str(ports.gcs), "to": "head", "from": "all nodes", "purpose": "Ray GCS"},
+        {"ports": ",".join(map(str, every_node)), "to": "all nodes", "from": "all nodes", "purpose": "Ray node services"},
+        {
+            "ports": f"{ports.min_worker}-{ports.max_worker}",
+            "to": "all nodes",
+            "from": "all nodes",
+            "purpose": "Ray workers, vLLM pipeline traffic (gloo/NCCL)",
+        },
+        {"ports": str(ports.ray_client), "to": "head", "from": "Ray clients", "purpose": "Ray client server"},
+    ]
+    if api_bind != "localhost":
+        rules.append({"ports": str(ports.api), "to": "head", "from": "API consumers", "purpose": "OpenAI-compatible API"})
+    return [{**rule, "head": str(head.address)} for rule in rules]
+
+
+def ray_service_spec(
+    host: HostConfig, head: HostConfig, ports: Ports, ray: RaySettings, security: SecurityConfig
+) -> ServiceSpec:
+    """One Ray node's unit. The token file is among its secret files: its content is not here."""
+    gcs = f"{head.address}:{ports.gcs}"
+    return ServiceSpec(
+        unit=HEAD_UNIT if host.name == head.name else WORKER_UNIT,
+        unit_text=ray_unit(host, head, ports, ray, security),
+        secret_files=(SecretFile(path=RAY_TOKEN_FILE),),
+        probe=("ray-node", "--gcs", gcs, "--ip", str(host.address), "--resources", json.dumps(node_resources(host)[1])),
+        probe_environment=RAY_AUTH_ENVIRONMENT,
+        ready_timeout=RAY_READY_TIMEOUT_S,
+        cleanup_paths=(RAY_TEMP_DIR,),
+    )
+
+
+def ray_secrets(token: str) -> dict[str, str]:
+    """The content of the Ray units' secret files, by path."""
+    return {RAY_TOKEN_FILE: token}

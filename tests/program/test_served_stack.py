@@ -1,0 +1,128 @@
+"""The main job on two lab hosts: Ray head + worker and vLLM with pipeline parallelism 2."""
+
+import json
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from lab import api
+from tools.chat import chat
+
+pytestmark = [pytest.mark.lab, pytest.mark.engine]
+
+VENV_PYTHON = "/opt/ray-vllm-stack/venv/bin/python"
+
+def on_host(name: str, script: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return api.run_on(name, script, timeout=timeout)
+
+
+def completion(stack) -> str:
+    outputs = stack.outputs()
+    return chat(outputs["openai_base_url"], outputs["api_key"], outputs["model"], "Hello!")
+
+
+def test_outputs_have_stable_names(served_stack):
+    outputs = served_stack.outputs()
+    assert outputs["endpoint_url"] == "http://10.201.0.11:8000"
+    assert outputs["openai_base_url"] == "http://10.201.0.11:8000/v1"
+    assert outputs["model"] == "tiny-qwen2"
+    assert outputs["ray_address"] == "10.201.0.11:6379"
+    assert [(node["name"], node["role"]) for node in outputs["nodes"]] == [("lab1", "head"), ("lab2", "worker")]
+    assert len(outputs["api_key"]) >= 32
+    secret_listing = served_stack.project.run("stack", "output", "--json").stdout
+    assert json.loads(secret_listing)["api_key"] == "[secret]"
+
+
+def test_one_pipeline_stage_per_host(served_stack):
+    """vLLM's stage workers are Ray actors titled `ray::RayWorkerProc...` (`RayWorkerWrapper` with the v1 executor)."""
+    for host in ("lab1", "lab2"):
+        stages = on_host(host, "pgrep -f '[r]ay::RayWorker(Proc|Wrapper)' || true").stdout.split()
+        assert len(stages) == 1, (host, stages)
+
+
+def test_chat_completion_needs_the_api_key(served_stack):
+    assert completion(served_stack).strip()
+    request = urllib.request.Request(
+        "http://10.201.0.11:8000/v1/chat/completions",
+        data=json.dumps({"model": "tiny-qwen2", "messages": [{"role": "user", "content": "hi"}]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 401
+
+
+def test_ray_refuses_a_driver_without_the_token(served_stack):
+    script = (
+        f"env -u RAY_AUTH_TOKEN_PATH RAY_AUTH_MODE=token HOME=/tmp/no-token {VENV_PYTHON} -c "
+        "\"import ray; ray.init(address='10.201.0.11:6379', logging_level='ERROR')\""
+    )
+    result = on_host("lab2", script)
+    assert result.returncode != 0
+    assert "token" in (result.stdout + result.stderr).lower()
+
+
+def test_second_up_changes_nothing(served_stack):
+    assert served_stack.planned_changes() == {}
+    result = served_stack.timed("no-op up", "up", "--yes", "--skip-preview")
+    assert "unchanged" in result.stdout and "updated" not in result.stdout
+
+
+def test_refresh_and_up_repair_a_dead_worker(served_stack):
+    on_host("lab2", "systemctl stop rvs-ray-worker.service")
+    served_stack.project.run("refresh", "--yes")
+    assert served_stack.planned_changes().get("ray-lab2") == "update"
+    served_stack.timed("repair worker", "up", "--yes", "--skip-preview")
+    assert on_host("lab2", "systemctl is-active rvs-ray-worker.service").stdout.strip() == "active"
+    assert completion(served_stack).strip()
+
+
+def test_model_setting_restarts_only_vllm(served_stack):
+    served_stack.project.run("config", "set", "--path", "vllm.max_model_len", "512")
+    try:
+        changed = set(served_stack.planned_changes()) - {"ray-vllm-stack-dev"}  # the stack's outputs
+        assert changed == {"vllm-server"}
+    finally:
+        served_stack.project.run("config", "set", "--path", "vllm.max_model_len", "1024")
+    assert served_stack.planned_changes() == {}
+
+
+def test_host_crash_during_serving_heals_after_up(served_stack):
+    api.crash("lab2")
+    api.start("lab2")
+    served_stack.timed("up after crash", "up", "--yes", "--refresh", "--skip-preview")
+    assert completion(served_stack).strip()
+
+
+def test_consumer_reads_outputs_through_a_stack_reference(served_stack, tmp_path):
+    from artifacts.paths import REPO_ROOT
+
+    consumer = served_stack.project.env
+    workdir = REPO_ROOT / "examples" / "consumer"
+    run = lambda *args: subprocess.run(  # noqa: E731
+        ["pulumi", *args, "--non-interactive", "--cwd", str(workdir)],
+        env=consumer, capture_output=True, text=True, timeout=600,
+    )
+    assert run("stack", "init", "consumer-test").returncode == 0
+    try:
+        result = run("up", "--yes", "--skip-preview")
+        assert result.returncode == 0, result.stdout + result.stderr
+        reply = json.loads(run("stack", "output", "--json").stdout)["reply"]
+        assert reply.strip()
+    finally:
+        run("destroy", "--yes")
+        run("stack", "rm", "--yes", "consumer-test")
+
+
+def test_destroy_stops_everything_and_up_brings_it_back(served_stack):
+    served_stack.timed("destroy", "destroy", "--yes", "--skip-preview")
+    for host in ("lab1", "lab2"):
+        processes = on_host(host, "pgrep -af '[r]aylet|[g]cs_server|[v]llm.entrypoints' || true").stdout
+        assert processes.strip() == "", processes
+        units = on_host(host, "ls /etc/systemd/system/rvs-* 2>/dev/null || true").stdout
+        assert units.strip() == ""
+    served_stack.timed("recreate with caches", "up", "--yes", "--skip-preview")
+    assert completion(served_stack).strip()
+    print("timings:", served_stack.timings)

@@ -1,0 +1,133 @@
+"""The rendered Ray and vLLM units: the GPU path is checked here, without a GPU."""
+
+import ast
+
+import pytest
+
+from artifacts.paths import REPO_ROOT
+from stack.ray_units import CPU_STAGE_RESOURCE, ray_start_command, ray_unit, required_ports
+from stack.systemd_unit import quote_argument
+from stack.validation import load_stack_config
+from stack.vllm_unit import ServingPlan, endpoint_url, vllm_command, vllm_environment, vllm_unit
+
+PLAN = ServingPlan("/var/lib/ray-vllm-stack/models/m", [40, 24], 32768)
+
+
+@pytest.fixture
+def cpu_config(raw_config):
+    return load_stack_config(raw_config, set(), REPO_ROOT)
+
+
+@pytest.fixture
+def gpu_config(raw_config, tmp_path):
+    for host, memory in zip(raw_config["hosts"], (24, 16)):
+        host.update(accelerator="nvidia", gpus=[{"name": "card", "memory_gb": memory}])
+    raw_config["model"].update(quantization="awq", dtype="float16")
+    return load_stack_config(raw_config, set(), REPO_ROOT)
+
+
+def flag(command: list[str], name: str) -> str | None:
+    return next((arg.split("=", 1)[1] for arg in command if arg.startswith(f"--{name}=")), None)
+
+
+def test_head_binds_every_port_and_its_own_address(cpu_config):
+    head = cpu_config.head
+    command = ray_start_command(head, head, cpu_config.ports, cpu_config.ray, cpu_config.security)
+    assert "--head" in command and "--block" in command
+    assert flag(command, "node-ip-address") == "10.201.0.11"
+    assert flag(command, "port") == "6379"
+    assert flag(command, "dashboard-host") == "127.0.0.1"  # secure default: dashboard on loopback
+    assert flag(command, "resources") == '{"%s":1.0}' % CPU_STAGE_RESOURCE
+    for port in ("node-manager-port", "object-manager-port", "min-worker-port", "max-worker-port"):
+        assert flag(command, port) is not None
+
+
+def test_worker_joins_the_head_with_its_own_address(cpu_config):
+    worker = cpu_config.hosts[1]
+    command = ray_start_command(worker, cpu_config.head, cpu_config.ports, cpu_config.ray, cpu_config.security)
+    assert "--head" not in command
+    assert flag(command, "address") == "10.201.0.11:6379"
+    assert flag(command, "node-ip-address") == "10.201.0.12"
+
+
+def test_gpu_nodes_declare_their_gpus(gpu_config):
+    worker = gpu_config.hosts[1]
+    command = ray_start_command(worker, gpu_config.head, gpu_config.ports, gpu_config.ray, gpu_config.security)
+    assert flag(command, "num-gpus") == "1"
+    assert flag(command, "resources") is None
+
+
+def test_ray_unit_turns_token_auth_on_and_restarts(cpu_config):
+    unit = ray_unit(cpu_config.head, cpu_config.head, cpu_config.ports, cpu_config.ray, cpu_config.security)
+    assert "Environment=RAY_AUTH_MODE=token" in unit
+    assert "Environment=RAY_AUTH_TOKEN_PATH=/etc/ray-vllm-stack/ray_token" in unit
+    assert "Restart=always" in unit
+    assert "EnvironmentFile=/etc/ray-vllm-stack/node.env" in unit
+    # systemd would expand the quotes of the JSON otherwise
+    assert '"--resources={\\"cpu_stage\\":1.0}"' in unit
+
+
+def test_cpu_resource_matches_the_plugin():
+    source = (REPO_ROOT / "plugins/vllm-ray-cpu/src/vllm_ray_cpu/__init__.py").read_text()
+    constants = {
+        node.targets[0].id: node.value.value
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+    }
+    assert constants["RAY_RESOURCE"] == CPU_STAGE_RESOURCE
+
+
+def test_gpu_vllm_command_is_the_cuda_path(gpu_config):
+    command = vllm_command(gpu_config, PLAN)
+    assert command[:3] == ["/opt/ray-vllm-stack/venv/bin/python", "-m", "vllm.entrypoints.openai.api_server"]
+    assert flag(command, "pipeline-parallel-size") == "2"
+    assert flag(command, "distributed-executor-backend") == "ray"
+    assert flag(command, "gpu-memory-utilization") == "0.9"
+    assert flag(command, "quantization") == "awq"
+    assert flag(command, "max-model-len") == "32768"
+    assert flag(command, "host") == "10.201.0.11"
+    environment = vllm_environment(gpu_config, PLAN)
+    assert environment["VLLM_PP_LAYER_PARTITION"] == "40,24"
+    assert "VLLM_CPU_KVCACHE_SPACE" not in environment
+
+
+def test_cpu_vllm_command_has_no_gpu_flags(cpu_config):
+    plan = ServingPlan("/m", None, 1024)
+    command = vllm_command(cpu_config, plan)
+    assert flag(command, "gpu-memory-utilization") is None
+    environment = vllm_environment(cpu_config, plan)
+    assert environment["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert "VLLM_PP_LAYER_PARTITION" not in environment
+
+
+def test_api_key_stays_out_of_the_unit(cpu_config):
+    unit = vllm_unit(cpu_config, PLAN)
+    assert "EnvironmentFile=/etc/ray-vllm-stack/vllm.env" in unit
+    assert "api-key" not in unit and "VLLM_API_KEY" not in unit
+    assert 'ExecStopPost=/bin/sh -c "rm -f /dev/shm/psm_*"' in unit
+
+
+@pytest.mark.parametrize(("bind", "url"), [
+    ("cluster", "http://10.201.0.11:8000"), ("localhost", "http://127.0.0.1:8000"), ("all", "http://10.201.0.11:8000"),
+])
+def test_endpoint_follows_the_bind_setting(raw_config, bind, url):
+    raw_config["security"] = {"api_bind": bind}
+    assert endpoint_url(load_stack_config(raw_config, set(), REPO_ROOT)) == url
+
+
+def test_required_ports_name_head_and_nodes(cpu_config):
+    rules = required_ports(cpu_config.head, cpu_config.ports, "cluster")
+    assert {"ports": "6379", "to": "head", "from": "all nodes", "purpose": "Ray GCS", "head": "10.201.0.11"} in rules
+    assert any(rule["ports"] == "10002-10100" for rule in rules)
+    assert any(rule["ports"] == "8000" for rule in rules)
+    assert not any(rule["ports"] == "8000" for rule in required_ports(cpu_config.head, cpu_config.ports, "localhost"))
+
+
+@pytest.mark.parametrize(("argument", "quoted"), [
+    ("--port=6379", "--port=6379"),
+    ("100%", "100%%"),
+    ("$HOME", '"$$HOME"'),
+    ('{"a": 1}', '"{\\"a\\": 1}"'),
+])
+def test_systemd_quoting(argument, quoted):
+    assert quote_argument(argument) == quoted
