@@ -1,1 +1,3 @@
-"""Pulumi components and the pure logic behind them (config, validation, planning, rendering)."""
+"""Floor 4, the Pulumi components (`Node`, `RayCluster`, `VllmService`, `ClusterSecrets`) and the thin
+dynamic providers they are built from (node steps, controller caches, generated secrets), and only
+those: each calls plain functions of `stack/`, `deploys/` and `artifacts/` below it."""

@@ -1,1 +1,2 @@
-"""Simulated bare-metal hosts on this machine for the dev stack: see `python -m lab --help` and lab.api."""
+"""Simulated bare-metal hosts on this machine for the dev stack, and only those: see
+`python -m lab --help` and `lab.api`. Imports nothing of the stack but `artifacts.paths`."""

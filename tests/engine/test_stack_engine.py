@@ -65,7 +65,7 @@ def test_preview_of_the_dev_stack_lists_its_resources_without_reaching_hosts(
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"parallelism": {"pipeline_size": 3}}, "parallelism: pipeline_size x tensor_size = 3 x 1 = 3"),
+        ({"parallelism": {"pipeline_size": 3}}, "parallelism: pipeline size 3 x tensor size 1 = 3 accelerators"),
         ({"ports": {"api": 6379}}, "ports.api: 6379 is also ports.gcs; give each service its own port"),
         ({"api_key": "sk-plain"}, "api_key: given in plain text; store it encrypted"),
         ({"model": {"path": "/nonexistent/model", "served_name": "x"}}, "model.path: /nonexistent/model is not"),

@@ -24,8 +24,8 @@ def test_valid_config_loads(raw_config):
 def test_parallel_sizes_must_match_the_accelerators(raw_config):
     raw_config["parallelism"] = {"pipeline_size": 2, "tensor_size": 2}
     assert problems_of(raw_config) == [
-        "parallelism: pipeline_size x tensor_size = 2 x 2 = 4, but the hosts have 2 accelerator(s) "
-        "(lab1: 1, lab2: 1); choose sizes whose product is 2",
+        "parallelism: pipeline size 2 x tensor size 2 = 4 accelerators, but 2 accelerators were given; "
+        "choose sizes whose product is 2 (the hosts have lab1: 1, lab2: 1)",
         "hosts[0].gpus: lab1 has 1 device(s), not a multiple of parallelism.tensor_size 2; "
         "tensor parallelism stays within a host",
         "hosts[1].gpus: lab2 has 1 device(s), not a multiple of parallelism.tensor_size 2; "
@@ -38,8 +38,9 @@ def test_gpu_hosts_count_their_gpus(raw_config):
         host["accelerator"] = "nvidia"
         host["gpus"] = [{"memory_gb": memory} for memory in gpus]
     raw_config["parallelism"] = {"pipeline_size": 2}
-    assert problems_of(raw_config)[0].startswith(
-        "parallelism: pipeline_size x tensor_size = 2 x 1 = 2, but the hosts have 3 accelerator(s) (lab1: 1, lab2: 2)"
+    assert problems_of(raw_config)[0] == (
+        "parallelism: pipeline size 2 x tensor size 1 = 2 accelerators, but 3 accelerators were given; "
+        "choose sizes whose product is 3 (the hosts have lab1: 1, lab2: 2)"
     )
 
 
@@ -105,7 +106,7 @@ def test_layer_partition_must_sum_to_the_layer_count(raw_config):
 def test_layer_partition_needs_one_entry_per_stage(raw_config):
     raw_config["parallelism"]["layer_partition"] = [4]
     assert problems_of(raw_config) == [
-        "parallelism.layer_partition: has 1 entries but pipeline_size is 2; give one layer count per pipeline stage"
+        "parallelism.layer_partition: has 1 entries for 2 pipeline stages; give one layer count per stage"
     ]
 
 
