@@ -4,6 +4,7 @@
 from pyinfra import host
 
 from deploys.runner import resolve
+from deploys.steps import STEPS
 
-for deploy_name, spec in host.data.steps:
-    resolve(deploy_name)(spec=spec)
+for step, spec in host.data.steps:
+    resolve(STEPS[step].apply)(spec=spec)

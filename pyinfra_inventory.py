@@ -19,7 +19,6 @@ from artifacts.debs import prepare_debs
 from artifacts.weights import prepare_model
 from artifacts.wheels import prepare_wheelhouse
 from deploys.runner import connection_data
-from deploys.steps import STEPS
 from stack.config import StackConfig
 from stack.hosts import host_key_policy, ssh_target
 from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, node_specs
@@ -39,7 +38,7 @@ def stack_config(project: Path, stack: str) -> StackConfig:
 
 def host_entries(config: StackConfig) -> list[tuple[str, dict]]:
     """(host name, pyinfra host data) per host: its SSH connection and `steps`, a list of
-    (`module:deploy` name, spec) in table order."""
+    (step name, spec) in table order."""
     debs = prepare_debs(list(SYSTEM_PACKAGES))
     wheelhouses = {flavor: prepare_wheelhouse(flavor) for flavor in {host.accelerator for host in config.hosts}}
     source = config.model
@@ -49,7 +48,7 @@ def host_entries(config: StackConfig) -> list[tuple[str, dict]]:
     entries = []
     for host in config.hosts:
         inputs = NodeInputs.from_config(config, host, debs=debs, wheelhouse=wheelhouses[host.accelerator], model=model)
-        steps = [(STEPS[name].apply, spec) for name, spec in node_specs(inputs).items()]
+        steps = list(node_specs(inputs).items())
         entries.append((host.name, {**connection_data(ssh_target(host), host_key_policy(host)), "steps": steps}))
     return entries
 

@@ -1,6 +1,6 @@
 """A Pulumi program in a scratch folder with its own file backend, driven through the pinned CLI.
 
-Same approach as the engine tests (`tests/engine/conftest.py`): the bench never reads or writes
+Same approach as the engine tests (`tests/program/conftest.py`): the bench never reads or writes
 the project's own `.pulumi/` state, and each measurement starts from an empty stack.
 """
 
@@ -28,7 +28,7 @@ class PulumiError(RuntimeError):
 BYTECODE_CACHE = REPO_ROOT / ".cache" / "bench" / "pycache"
 """Where the bench's Python processes keep compiled bytecode (PYTHONPYCACHEPREFIX), so the
 project's shared `.venv` is never written to."""
-COMPILED_DIRS = (".venv/lib", "components", "deploys", "nodes", "lab", "bench", "tools")
+COMPILED_DIRS = (".venv/lib", "artifacts", "deploys", "stack", "components", "lab", "bench", "tools")
 
 
 def with_bytecode(env: dict[str, str], cached: bool) -> dict[str, str]:

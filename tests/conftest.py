@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from deploys.specs import Spec
 from lab import api
 from lab.layout import Host
+from stack.config import HostConfig
+from tests.support.lab_nodes import host_configs, node_step_specs
 
 TEST_HOST_COUNT = 2
 REQUIRE_EVERY_TEST = os.environ.get("RVS_REQUIRE_LAB") == "1"
@@ -39,6 +42,18 @@ def lab_hosts() -> list[Host]:
     hosts = api.up(hosts=TEST_HOST_COUNT)
     yield hosts
     api.down()
+
+
+@pytest.fixture(scope="session")
+def lab_nodes(lab_hosts) -> list[HostConfig]:
+    """The session's lab hosts as the stack's host configs."""
+    return host_configs(len(lab_hosts))
+
+
+@pytest.fixture(scope="session")
+def node_specs_on_lab(lab_nodes) -> dict[str, dict[str, Spec]]:
+    """Per lab host, each node step's spec in table order."""
+    return node_step_specs(lab_nodes)
 
 
 @pytest.fixture

@@ -1,14 +1,63 @@
-"""The dev stack served for real on two lab hosts, shared by the tests of this folder."""
+"""The Pulumi program end to end: a scratch copy driven by the real Pulumi CLI against its own
+file backend (never the project's own state), and the dev stack served for real on two lab hosts,
+shared by the served-stack tests."""
+
+from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 from artifacts.paths import REPO_ROOT
 from lab.paths import INVENTORY_FILE
-from tests.engine.conftest import PulumiProject
+from tools.pulumi_env import PULUMI_BIN, scratch_pulumi_env
+
+
+class PulumiProject:
+    """A copy of the project's program in `workdir` (sharing `components/`), with its own backend."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        shutil.copy(REPO_ROOT / "Pulumi.yaml", workdir)
+        shutil.copy(REPO_ROOT / "__main__.py", workdir)
+        for shared in ("artifacts", "deploys", "stack", "components", "models", "plugins", ".venv"):
+            (workdir / shared).symlink_to(REPO_ROOT / shared)
+        self.env = scratch_pulumi_env(workdir, passphrase="engine-tests")
+
+    def new_stack(self, name: str, config: dict) -> None:
+        """Writes `Pulumi.<name>.yaml` with `config` (keys without the namespace) and selects it."""
+        document = {"config": {f"ray-vllm-stack:{key}": value for key, value in config.items()}}
+        (self.workdir / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(document))
+        self.run("stack", "init", name)
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            ["pulumi", *args, "--non-interactive"], cwd=self.workdir, env=self.env,
+            capture_output=True, text=True, timeout=900,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"pulumi {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def resources(self) -> list[dict]:
+        return json.loads(self.run("stack", "export").stdout)["deployment"].get("resources") or []
+
+    def preview_steps(self) -> list[dict]:
+        """The steps `pulumi preview --json` would take: op, type and name of each."""
+        steps = json.loads(self.run("preview", "--json").stdout).get("steps", [])
+        return [{"op": s["op"], "type": s["urn"].split("::")[2].split("$")[-1], "name": s["urn"].split("::")[3]} for s in steps]
+
+
+@pytest.fixture
+def pulumi_project(tmp_path: Path) -> PulumiProject:
+    if not (PULUMI_BIN / "pulumi").exists():
+        pytest.fail(f"the pinned Pulumi CLI is missing at {PULUMI_BIN}; run `make setup`")
+    return PulumiProject(tmp_path)
 
 
 def dev_stack_config() -> dict:

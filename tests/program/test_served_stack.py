@@ -79,11 +79,16 @@ def test_refresh_and_up_repair_a_dead_worker(served_stack):
     assert completion(served_stack).strip()
 
 
-def test_model_setting_restarts_only_vllm(served_stack):
+def test_model_setting_restarts_only_vllm_and_its_diff_is_readable(served_stack):
     served_stack.project.run("config", "set", "--path", "vllm.max_model_len", "512")
     try:
         changed = set(served_stack.planned_changes()) - {"ray-vllm-stack-dev"}  # the stack's outputs
         assert changed == {"vllm-server"}
+        # A reviewer sees the field that changes, old and new, in plain text, and no secret value.
+        diff = served_stack.project.run("preview", "--diff").stdout
+        assert "--max-model-len=1024" in diff and "--max-model-len=512" in diff, diff
+        assert served_stack.outputs()["api_key"] not in diff
+        assert "VLLM_API_KEY" not in diff
     finally:
         served_stack.project.run("config", "set", "--path", "vllm.max_model_len", "1024")
     assert served_stack.planned_changes() == {}
@@ -126,3 +131,39 @@ def test_destroy_stops_everything_and_up_brings_it_back(served_stack):
     served_stack.timed("recreate with caches", "up", "--yes", "--skip-preview")
     assert completion(served_stack).strip()
     print("timings:", served_stack.timings)
+
+
+def test_pyinfra_cli_provisions_a_node_as_pulumi_does(served_stack):
+    """The documented CLI path, from the project folder with the committed dev stack file: it puts
+    back what a node lost, and the node's fingerprint equals the one `pulumi up` recorded."""
+    from artifacts.paths import REPO_ROOT
+    from deploys.runner import run_deploy
+    from deploys.steps import STEPS
+    from pyinfra_inventory import host_entries, stack_config
+    from stack.fingerprint import fingerprint
+    from stack.hosts import host_key_policy, ssh_target
+
+    recorded = served_stack.outputs()["fingerprints"]["lab2"]
+    weights = "/var/lib/ray-vllm-stack/models/tiny-qwen2/config.json"
+    on_host("lab2", f"rm /etc/ray-vllm-stack/node.env {weights}")
+    done = subprocess.run(
+        ["pyinfra", "-y", "--limit", "lab2", "pyinfra_inventory.py", "pyinfra_deploy.py"],
+        cwd=REPO_ROOT, env=served_stack.project.env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert on_host("lab2", f"test -s /etc/ray-vllm-stack/node.env && test -s {weights}").returncode == 0
+
+    config = stack_config(REPO_ROOT, "dev")
+    lab2 = next(host for host in config.hosts if host.name == "lab2")
+    specs = dict(dict(host_entries(config))["lab2"]["steps"])
+
+    def observed(step: str, **spec) -> dict:
+        result = run_deploy([ssh_target(lab2)], None, observe=STEPS[step].observe, host_keys=host_key_policy(lab2), **spec)
+        assert result["lab2"].error is None, result["lab2"].error
+        return result["lab2"].facts
+
+    steps = ("python-runtime", "python-env", "model-weights")
+    assert fingerprint(*(observed(step, spec=specs[step]) for step in steps), observed("facts")) == recorded
+    # And Pulumi, reading the host again, finds it exactly as it left it.
+    served_stack.project.run("refresh", "--yes")
+    assert served_stack.planned_changes() == {}

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.provisioning.conftest import EXTRA_PACKAGE, REPO_ROOT, TINY_MODEL, reset_provisioning, run_on
-from tests.provisioning.small_wheelhouse import small_wheelhouse
+from artifacts.paths import REPO_ROOT
+from tests.support.lab_nodes import EXTRA_PACKAGE, TINY_MODEL, reset_provisioning, run_on
+from tests.support.small_wheelhouse import small_wheelhouse
 from tools.pulumi_env import PULUMI_BIN, scratch_pulumi_env
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine]
 
-PROGRAM = REPO_ROOT / "lab" / "provisioning_program.py"
+PROGRAM = REPO_ROOT / "examples" / "provisioning" / "__main__.py"
 
 
 class Stack:
@@ -60,7 +61,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(lab_hosts, tmp_path_factory):
+def stack(lab_nodes, tmp_path_factory):
     if not (PULUMI_BIN / "pulumi").exists():
         pytest.fail(f"the pinned Pulumi CLI is missing at {PULUMI_BIN}; run `make setup`")
     if not (TINY_MODEL / "config.json").is_file():
@@ -68,8 +69,8 @@ def stack(lab_hosts, tmp_path_factory):
     return Stack(tmp_path_factory.mktemp("lab-stack"))
 
 
-def test_up_then_nothing_to_do(lab_hosts, stack):
-    reset_provisioning(lab_hosts)
+def test_up_then_nothing_to_do(lab_nodes, stack):
+    reset_provisioning(lab_nodes)
     first = stack.timed("up", "--yes", "--skip-preview")
     outputs = stack.outputs()
     fingerprints = outputs["fingerprints"]

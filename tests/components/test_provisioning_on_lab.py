@@ -13,27 +13,28 @@ import pytest
 from artifacts import manifest as manifests
 from components.provisioning import StepError, apply_step, observe_step, step_changes, step_inputs
 from deploys.layout import VENV
-from stack.config import HostConfig
+from stack.config import HostConfig, NetworkConfig
 from stack.fingerprint import fingerprint, mismatches
-from tests.provisioning.conftest import EXTRA_PACKAGE, host_keys, reset_provisioning, run_on
+from stack.hosts import host_key_policy, ssh_target
+from stack.node_steps import NodeInputs, nvidia_spec, steps_for
+from tests.support.lab_nodes import EXTRA_PACKAGE, reset_provisioning, run_on
 
 pytestmark = pytest.mark.lab
 
 STEPS = ("facts", "system-packages", "python-runtime", "python-env", "model-weights", "runtime-env")
-PLAN_FIELDS = {"system-packages": "system_packages", "python-runtime": "python_runtime", "python-env": "python_env",
-               "model-weights": "model_weights", "runtime-env": "runtime_env"}  # fmt: skip
+"""The host's facts, then a CPU host's steps of `stack.node_steps.NODE_STEPS` in order."""
 
 
-def inputs(host, plans, step: str) -> dict:
-    spec = getattr(plans[host.name], PLAN_FIELDS[step]).model_dump(mode="json") if step in PLAN_FIELDS else None
-    return step_inputs(step, host, spec, host_keys(host))
+def inputs(host, node_specs_on_lab, step: str) -> dict:
+    spec = node_specs_on_lab[host.name][step].model_dump(mode="json") if step != "facts" else None
+    return step_inputs(step, ssh_target(host), spec, host_key_policy(host))
 
 
-def provision(hosts, plans) -> dict[str, dict[str, dict]]:
+def provision(hosts, node_specs_on_lab) -> dict[str, dict[str, dict]]:
     """Every step in order, hosts in parallel: {host: {step: outputs}}."""
 
     def one_node(host):
-        return {step: apply_step(inputs(host, plans, step)) for step in STEPS}
+        return {step: apply_step(inputs(host, node_specs_on_lab, step)) for step in STEPS}
 
     with ThreadPoolExecutor(len(hosts)) as pool:
         return dict(zip([host.name for host in hosts], pool.map(one_node, hosts)))
@@ -44,16 +45,17 @@ def node_fingerprint(outputs: dict[str, dict]) -> dict:
 
 
 @pytest.fixture(scope="module")
-def provisioned(lab_hosts, plans):
-    reset_provisioning(lab_hosts)
+def provisioned(lab_nodes, node_specs_on_lab):
+    reset_provisioning(lab_nodes)
     started = time.monotonic()
-    outputs = provision(lab_hosts, plans)
+    outputs = provision(lab_nodes, node_specs_on_lab)
     outputs["_seconds"] = time.monotonic() - started
     return outputs
 
 
-def test_first_provision(lab_hosts, provisioned):
-    for host in lab_hosts:
+def test_first_provision(lab_nodes, provisioned):
+    for host in lab_nodes:
+        assert list(STEPS[1:]) == [step.name for step in steps_for(host)]  # the one table, in its order
         steps = provisioned[host.name]
         assert steps["system-packages"]["changed"] and steps["system-packages"]["observed"] == {"missing": []}
         assert steps["python-env"]["observed"]["lock"].startswith("small-")
@@ -67,20 +69,20 @@ def test_first_provision(lab_hosts, provisioned):
         assert pushed > 7_000_000  # the tiny model, the wheels, the .debs of the extra package
 
 
-def test_fingerprints_are_equal(lab_hosts, provisioned):
-    fingerprints = {host.name: node_fingerprint(provisioned[host.name]) for host in lab_hosts}
+def test_fingerprints_are_equal(lab_nodes, provisioned):
+    fingerprints = {host.name: node_fingerprint(provisioned[host.name]) for host in lab_nodes}
     assert mismatches(fingerprints) == []
     assert fingerprints["lab1"]["python"] == "3.11.2" and fingerprints["lab1"]["packages"]
 
 
-def test_nothing_changed_means_no_diff_and_no_change_on_hosts(lab_hosts, plans, provisioned):
-    for host in lab_hosts:
+def test_nothing_changed_means_no_diff_and_no_change_on_hosts(lab_nodes, node_specs_on_lab, provisioned):
+    for host in lab_nodes:
         for step in STEPS:
-            assert step_changes(provisioned[host.name][step], inputs(host, plans, step)) == ([], []), (host.name, step)
+            assert step_changes(provisioned[host.name][step], inputs(host, node_specs_on_lab, step)) == ([], []), (host.name, step)
     started = time.monotonic()
-    again = provision(lab_hosts, plans)
+    again = provision(lab_nodes, node_specs_on_lab)
     print(f"re-applying every step on 2 nodes: {time.monotonic() - started:.1f} s, nothing changed")
-    for host in lab_hosts:
+    for host in lab_nodes:
         for step in STEPS:
             assert not again[host.name][step]["changed"], (host.name, step)
             assert again[host.name][step]["pushed_bytes"] == 0
@@ -97,62 +99,62 @@ DRIFTS = {
 
 
 @pytest.mark.parametrize("drift", list(DRIFTS))
-def test_refresh_detects_drift_and_the_next_apply_repairs_only_that(lab_hosts, plans, provisioned, drift):
+def test_refresh_detects_drift_and_the_next_apply_repairs_only_that(lab_nodes, node_specs_on_lab, provisioned, drift):
     step, tamper = DRIFTS[drift]
-    lab1, lab2 = lab_hosts
+    lab1, lab2 = lab_nodes
     before = provisioned["lab2"][step]
     run_on("lab2", tamper)
 
     refreshed = observe_step(before)  # what `pulumi refresh` records
     assert refreshed["observed"] != before["applied"]
-    assert step_changes(refreshed, inputs(lab2, plans, step)) == (["observed"], [])
+    assert step_changes(refreshed, inputs(lab2, node_specs_on_lab, step)) == (["observed"], [])
     untouched = observe_step(provisioned["lab1"][step])
-    assert step_changes(untouched, inputs(lab1, plans, step)) == ([], [])
+    assert step_changes(untouched, inputs(lab1, node_specs_on_lab, step)) == ([], [])
 
-    repaired = apply_step(inputs(lab2, plans, step))  # what the next `pulumi up` runs
+    repaired = apply_step(inputs(lab2, node_specs_on_lab, step))  # what the next `pulumi up` runs
     assert repaired["changed"] and repaired["observed"] == before["applied"]
-    assert step_changes(repaired, inputs(lab2, plans, step)) == ([], [])
+    assert step_changes(repaired, inputs(lab2, node_specs_on_lab, step)) == ([], [])
     if step == "model-weights":
         sizes = {"a weight file altered": 563, "a weight file removed": 267_600}
         assert sizes[drift] <= repaired["pushed_bytes"] < sizes[drift] + 20_000  # that file (and the manifest) only
 
 
-def test_unreachable_host_is_named_and_the_rerun_converges(lab_hosts, plans, provisioned):
+def test_unreachable_host_is_named_and_the_rerun_converges(lab_nodes, node_specs_on_lab, provisioned):
     from lab import api
 
-    lab1, lab2 = lab_hosts
+    lab1, lab2 = lab_nodes
     run_on("lab1", "rm /etc/ray-vllm-stack/node.env")
     run_on("lab2", "rm /etc/ray-vllm-stack/node.env")
     api.isolate("lab2")
     try:
         with ThreadPoolExecutor(2) as pool:
-            attempts = [pool.submit(apply_step, inputs(host, plans, "runtime-env")) for host in lab_hosts]
+            attempts = [pool.submit(apply_step, inputs(host, node_specs_on_lab, "runtime-env")) for host in lab_nodes]
         assert attempts[0].result()["changed"]  # lab1 keeps its progress
         with pytest.raises(StepError) as failed:
             attempts[1].result()
         assert str(failed.value).startswith("runtime-env on lab2: cannot connect over SSH to root@10.201.0.12:22")
     finally:
         api.reconnect("lab2")
-    rerun = {host.name: apply_step(inputs(host, plans, "runtime-env")) for host in lab_hosts}
+    rerun = {host.name: apply_step(inputs(host, node_specs_on_lab, "runtime-env")) for host in lab_nodes}
     assert not rerun["lab1"]["changed"] and rerun["lab2"]["changed"]
     assert rerun["lab2"]["observed"] == provisioned["lab2"]["runtime-env"]["applied"]
 
 
-def test_checksum_mismatch_names_file_and_node(lab_hosts, plans, tmp_path):
-    lab2 = lab_hosts[1]
+def test_checksum_mismatch_names_file_and_node(lab_nodes, node_specs_on_lab, tmp_path):
+    lab2 = lab_nodes[1]
     model = tmp_path / "model"
     model.mkdir()
     (model / "weights.bin").write_bytes(b"\1" * 1000)
     (model / "config.json").write_text("{}")
     manifest = manifests.build_manifest(model)
     (model / "weights.bin").write_bytes(b"\2" * 1000)  # the cache changed after its manifest was taken
-    spec = plans["lab2"].model_weights.model_copy(deep=True).model_dump(mode="json")
+    spec = node_specs_on_lab["lab2"]["model-weights"].model_dump(mode="json")
     spec["tree"].update(source=str(model), destination="/var/lib/ray-vllm-stack/models/checksum-test",
                         manifest=manifests.render(manifest))  # fmt: skip
     spec["keep_previous"] = 5
     try:
         with pytest.raises(StepError) as failed:
-            apply_step(step_inputs("model-weights", lab2, spec, host_keys(lab2)))
+            apply_step(step_inputs("model-weights", ssh_target(lab2), spec, host_key_policy(lab2)))
         message = str(failed.value)
         assert message.startswith("model-weights on lab2: ")
         assert "checksum mismatch in /var/lib/ray-vllm-stack/models/checksum-test: weights.bin" in message
@@ -160,13 +162,12 @@ def test_checksum_mismatch_names_file_and_node(lab_hosts, plans, tmp_path):
         run_on("lab2", "rm -rf /var/lib/ray-vllm-stack/models/checksum-test")
 
 
-def test_nvidia_preflight_fails_on_a_lab_host_before_any_change(lab_hosts):
-    lab1 = HostConfig.model_validate({**lab_hosts[0].model_dump(), "accelerator": "nvidia", "gpus": [{"memory_gb": 24}]})
-    from stack.node_steps import nvidia_spec
-
+def test_nvidia_preflight_fails_on_a_lab_host_before_any_change(lab_nodes):
+    lab1 = HostConfig.model_validate({**lab_nodes[0].model_dump(), "accelerator": "nvidia", "gpus": [{"memory_gb": 24}]})
     before = run_on("lab1", "find /opt /var/cache /var/lib /etc -newer /etc/hostname 2>/dev/null | md5sum")
     with pytest.raises(StepError) as failed:
-        apply_step(step_inputs("nvidia-preflight", lab1, nvidia_spec(lab1).model_dump(mode="json"), host_keys(lab1)))
+        spec = nvidia_spec(NodeInputs(lab1, NetworkConfig(), "tiny-qwen2")).model_dump(mode="json")
+        apply_step(step_inputs("nvidia-preflight", ssh_target(lab1), spec, host_key_policy(lab1)))
     assert str(failed.value) == (
         "nvidia-preflight on lab1: nvidia preflight failed: nvidia-smi not found; "
         "install the NVIDIA driver >= 580.65.06 (or set accelerator: cpu)"

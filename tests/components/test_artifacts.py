@@ -11,10 +11,10 @@ import pytest
 
 from artifacts import manifest as manifests
 from artifacts.debs import closure, parse_depends
+from artifacts.paths import REPO_ROOT
 from artifacts.weights import hf_snapshot_dir, prepare_model, source_stamp
 from components.artifacts import DebsProvider, ModelProvider, WheelhouseProvider
-from tests.provisioning.conftest import REPO_ROOT
-from tests.provisioning.fake_hub import FakeHub
+from tests.support.fake_hub import FakeHub
 
 APT_CACHE_DEPENDS = """\
 python3-venv
