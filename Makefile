@@ -7,7 +7,7 @@ PULUMI_BIN := .tools/pulumi/$(PULUMI_VERSION)/bin
 MODEL := .cache/models/tiny-qwen2
 SHELL := /bin/bash
 
-.PHONY: setup system-packages doctor demo demo-down test test-quick bench bench-quick model
+.PHONY: setup system-packages doctor demo demo-down lint test test-quick bench bench-quick model
 
 setup: system-packages .venv/.synced $(PULUMI_BIN)/.installed .pulumi/passphrase
 
@@ -47,8 +47,12 @@ demo: setup model
 demo-down: setup
 	tools/demo.sh down
 
+# Undefined or unused names and import order (pyproject.toml's [tool.ruff]): what moving code breaks first.
+lint: setup
+	.venv/bin/ruff check .
+
 # --durations: the slowest tests by name, so a suite nearing CI's 90 minutes shows where the time goes.
-test: setup model
+test: setup model lint
 	source env.sh && pytest -ra --durations=25
 
 test-quick: setup model

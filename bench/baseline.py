@@ -16,17 +16,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploys.layout import MODELS_ROOT
+from artifacts.paths import REPO_ROOT
 from deploys.runtime_env import runtime_env
 from deploys.specs import RuntimeEnvSpec
 from stack.config import HostConfig
+from stack.node_steps import NodeInputs
 from stack.ray_units import RAY_AUTH_ENVIRONMENT, ray_start_command
 from stack.serving import serving_plan
 from stack.validation import load_stack_config
 from stack.vllm_unit import vllm_command, vllm_environment
 
 SCRIPT = Path(__file__).with_name("baseline.sh")
-REPO_ROOT = SCRIPT.parent.parent
 LAB_INTERFACE = "eth0"
 PATH_FLAGS = {"--temp-dir", "--model"}
 """Where the stack and the script put their files differs by design."""
@@ -105,7 +105,7 @@ def stack_commands(stack_config: dict, hosts: list[HostConfig]) -> dict[str, lis
     raw = {**stack_config, "hosts": [host.model_dump(mode="json") for host in hosts]}
     raw.pop("inventory", None)
     config = load_stack_config(raw, set(), REPO_ROOT)
-    plan = serving_plan(config, f"{MODELS_ROOT}/{config.model.served_name}")
+    plan = serving_plan(config, NodeInputs.from_config(config, config.head).model_path())
 
     def node_env(host: HostConfig) -> dict[str, str]:
         detected = [{"interface": LAB_INTERFACE, "address": str(host.address)}]

@@ -31,6 +31,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from artifacts.manifest import file_sha256
 from artifacts.packages.flavors import (
     FLAVORS,
     NODE_ARCH,
@@ -113,7 +114,7 @@ def check_wheels(lock: Path, folder: Path) -> None:
             raise RuntimeError(f"two wheels for {key}: {found[key].name}, {wheel.name}")
         if key not in expected:
             raise RuntimeError(f"{wheel.name} is not in {lock}")
-        if _sha256(wheel) not in expected[key]:
+        if file_sha256(wheel) not in expected[key]:
             raise RuntimeError(f"{wheel.name}: sha256 is not among the lock's hashes")
         found[key] = wheel
     missing = sorted(set(expected) - set(found))
@@ -179,14 +180,6 @@ def pip_command() -> list[str]:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(PIP_VENV)], check=True)
     return [str(python), "-m", "pip"]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,8 +13,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from artifacts.packages.flavors import FLAVORS, REPO_ROOT, get_flavor
+from artifacts.packages.flavors import FLAVORS, get_flavor
 from artifacts.packages.wheelhouse import build_wheelhouse
+from artifacts.paths import REPO_ROOT
 from tests.artifacts.install import install_commands
 
 CPU_VENV = REPO_ROOT / ".cache" / "venvs" / "cpu"
