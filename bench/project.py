@@ -18,7 +18,7 @@ import yaml
 from tools.pulumi_env import PULUMI_BIN, REPO_ROOT
 
 STACK = "bench"
-PROVISIONING_PROGRAM = REPO_ROOT / "lab" / "provisioning_program.py"
+PROVISIONING_PROGRAM = REPO_ROOT / "examples" / "provisioning" / "__main__.py"
 
 
 class PulumiError(RuntimeError):

@@ -12,6 +12,7 @@ hosts, and the only place a node path is written down.
     /etc/ray-vllm-stack/ray_token                   the Ray auth token (0600)
     /etc/ray-vllm-stack/vllm.env                    VLLM_API_KEY (0600)
     /etc/systemd/system/<unit>.service              the services' units
+    /dev/shm/psm_*                                  vLLM's shared memory, removed when it stops
     /usr/share/keyrings/ray-vllm-stack-nvidia.asc   the NVIDIA repository's key (driver install only)
     /etc/apt/sources.list.d/ray-vllm-stack-nvidia.list   that repository
 
@@ -31,5 +32,7 @@ RAY_TOKEN_FILE = f"{CONFIG_DIR}/ray_token"
 VLLM_SECRETS_FILE = f"{CONFIG_DIR}/vllm.env"
 """0600: holds VLLM_API_KEY, which vLLM requires on every /v1 request."""
 UNIT_DIR = "/etc/systemd/system"
+VLLM_SHM_LEFTOVERS = "/dev/shm/psm_*"
+"""vLLM's shared-memory segments (240 MiB sparse each) stay behind when the server stops."""
 NVIDIA_KEYRING = "/usr/share/keyrings/ray-vllm-stack-nvidia.asc"
 NVIDIA_SOURCE_LIST = "/etc/apt/sources.list.d/ray-vllm-stack-nvidia.list"

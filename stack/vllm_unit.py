@@ -6,7 +6,7 @@ The same function renders the CUDA path (nvidia hosts, the `vllm` wheel) and the
 
 from __future__ import annotations
 
-from deploys.layout import ENV_FILE, VENV, VLLM_SECRETS_FILE
+from deploys.layout import ENV_FILE, VENV, VLLM_SECRETS_FILE, VLLM_SHM_LEFTOVERS
 from deploys.specs import SecretFile, ServiceSpec
 from stack.config import StackConfig
 from stack.ray_units import HEAD_UNIT, RAY_AUTH_ENVIRONMENT
@@ -17,8 +17,6 @@ VLLM_UNIT = "rvs-vllm.service"
 VLLM_READY_TIMEOUT_S = 900
 """Loading weights and, on GPUs, compiling CUDA graphs; the lab's CPU build needs about a minute."""
 
-SHM_LEFTOVERS = "/dev/shm/psm_*"
-"""vLLM's shared-memory segments (240 MiB sparse each) stay behind when the server stops."""
 
 
 def api_host(config: StackConfig) -> str:
@@ -73,7 +71,7 @@ def vllm_unit(config: StackConfig, plan: ServingPlan) -> str:
         environment=vllm_environment(config, plan),
         environment_files=[ENV_FILE, VLLM_SECRETS_FILE],
         after=("network-online.target", HEAD_UNIT),
-        after_stop=[["/bin/sh", "-c", f"rm -f {SHM_LEFTOVERS}"]],
+        after_stop=[["/bin/sh", "-c", f"rm -f {VLLM_SHM_LEFTOVERS}"]],
     ).render()
 
 
