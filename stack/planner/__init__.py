@@ -1,7 +1,7 @@
 """Capacity planner: will a model fit these GPUs, with which vLLM layout, layer split and context length?
 
 Plain arithmetic over a model's config.json and the cards' memory: no Pulumi engine, no torch. The stack
-calls `plan()` at preview to apply (or reject, with `Plan.shortfall_message()`) a layout; people call
+calls `plan()` at preview to apply (or reject, with `CapacityPlan.shortfall_message()`) a layout; people call
 `python -m stack.planner` before they deploy. Assumptions are named in `memory.py`; the layout
 rule is in `plan.py`.
 """
@@ -15,14 +15,14 @@ from stack.planner.memory import (
     stage_vocab_bytes,
     vocab_matrix_bytes,
 )
-from stack.planner.plan import GpuPlan, Plan, balanced_partition, plan, tensor_parallel_problem
+from stack.planner.plan import CapacityPlan, GpuPlan, balanced_partition, plan, tensor_parallel_problem
 from stack.planner.shape import QUANTIZATION_CHOICES, ModelShape, Quantization, resolve_quantization
 
 __all__ = [
     "QUANTIZATION_CHOICES",
     "GpuPlan",
     "ModelShape",
-    "Plan",
+    "CapacityPlan",
     "PlanningError",
     "Quantization",
     "balanced_partition",

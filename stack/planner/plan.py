@@ -61,7 +61,7 @@ class GpuPlan(BaseModel):
     utilization: float  # total_gb / gpu_memory_gb
 
 
-class Plan(BaseModel):
+class CapacityPlan(BaseModel):
     """A layout, whether it fits, and what it puts on each GPU; dumps to the CLI's --json document."""
 
     model_config = ConfigDict(frozen=True)
@@ -166,7 +166,7 @@ def plan(
     tensor_parallel_size: int | None = None,
     layer_partition: list[int] | None = None,
     gpus_per_host: list[int] | None = None,
-) -> Plan:
+) -> CapacityPlan:
     """Check the given layout, or recommend one (see the module docstring), for `shape` on these GPUs.
 
     gpu_memory_gb lists every GPU in stage order (nominal GB each); gpus_per_host groups them by host
@@ -381,7 +381,7 @@ def _evaluate(
     partition: list[int] | None,
     utilization: float,
     max_model_len: int | None,
-) -> Plan:
+) -> CapacityPlan:
     """Fill in the partition (if not given), the KV-cache tokens and each GPU's bytes for one layout."""
     pp, tp = layout.pipeline, layout.tensor
     last = pp - 1
@@ -425,7 +425,7 @@ def _evaluate(
                 utilization=round(total / (memory * GIB), REPORT_DIGITS),
             )
         )
-    return Plan(
+    return CapacityPlan(
         fits=fits,
         pipeline_parallel_size=pp,
         tensor_parallel_size=tp,
@@ -438,7 +438,7 @@ def _evaluate(
     )
 
 
-def _preference(candidate: Plan, target: int | None) -> tuple:
+def _preference(candidate: CapacityPlan, target: int | None) -> tuple:
     """Sort key of the layout rule in the module docstring; the largest wins."""
     gpus = len(candidate.per_gpu)
     if candidate.fits and target is not None and candidate.kv_cache_tokens >= target:

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from stack.planner import ModelShape, Plan, PlanningError, balanced_partition, plan
+from stack.planner import CapacityPlan, ModelShape, PlanningError, balanced_partition, plan
 from stack.planner.memory import GIB
 
 # 32B AWQ on a 24 GB and a 16 GB card, worked by hand (test_memory checks each unit):
@@ -126,7 +126,7 @@ def test_more_memory_never_turns_fit_into_no_fit(qwen32b: ModelShape, max_model_
                 assert bigger.max_model_len >= plan(qwen32b, [first, second], max_model_len=max_model_len).max_model_len
 
 
-def _check_invariants(result: Plan, shape: ModelShape, gpus: int) -> None:
+def _check_invariants(result: CapacityPlan, shape: ModelShape, gpus: int) -> None:
     assert sum(result.layer_partition) == shape.num_hidden_layers
     assert len(result.layer_partition) == result.pipeline_parallel_size
     assert min(result.layer_partition) >= 1
