@@ -19,9 +19,9 @@ from artifacts.debs import prepare_debs
 from artifacts.weights import prepare_model
 from artifacts.wheels import prepare_wheelhouse
 from deploys.runner import connection_data
+from stack import node_steps  # a module: pyinfra takes every module-level list or tuple for a host group
 from stack.config import StackConfig
 from stack.hosts import host_key_policy, ssh_target
-from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, node_specs
 from stack.validation import CONFIG_NAMESPACE, load_stack_config
 
 
@@ -39,7 +39,7 @@ def stack_config(project: Path, stack: str) -> StackConfig:
 def host_entries(config: StackConfig) -> list[tuple[str, dict]]:
     """(host name, pyinfra host data) per host: its SSH connection and `steps`, a list of
     (step name, spec) in table order."""
-    debs = prepare_debs(list(SYSTEM_PACKAGES))
+    debs = prepare_debs(list(node_steps.SYSTEM_PACKAGES))
     wheelhouses = {flavor: prepare_wheelhouse(flavor) for flavor in {host.accelerator for host in config.hosts}}
     source = config.model
     model = prepare_model(
@@ -47,8 +47,8 @@ def host_entries(config: StackConfig) -> list[tuple[str, dict]]:
     )
     entries = []
     for host in config.hosts:
-        inputs = NodeInputs.from_config(config, host, debs=debs, wheelhouse=wheelhouses[host.accelerator], model=model)
-        steps = list(node_specs(inputs).items())
+        inputs = node_steps.NodeInputs.from_config(config, host, debs=debs, wheelhouse=wheelhouses[host.accelerator], model=model)
+        steps = list(node_steps.node_specs(inputs).items())
         entries.append((host.name, {**connection_data(ssh_target(host), host_key_policy(host)), "steps": steps}))
     return entries
 

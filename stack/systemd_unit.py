@@ -17,6 +17,19 @@ def quote_argument(argument: str) -> str:
     return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def command_lines(command: Sequence[str]) -> str:
+    """An ExecStart value with each `--flag` on a line of its own (systemd joins lines ending in a
+    backslash), so `systemctl cat` and a preview's diff show the one flag that changed in full."""
+    parts: list[str] = []
+    for argument in command:
+        if argument.startswith("--") and parts:
+            parts.append(" \\\n    ")
+        elif parts:
+            parts.append(" ")
+        parts.append(quote_argument(argument))
+    return "".join(parts)
+
+
 @dataclass(frozen=True)
 class ServiceUnit:
     description: str
@@ -35,7 +48,7 @@ class ServiceUnit:
             "Type=simple",
             *(f"EnvironmentFile={path}" for path in self.environment_files),
             *(f"Environment={quote_argument(f'{key}={value}')}" for key, value in sorted(self.environment.items())),
-            "ExecStart=" + " ".join(quote_argument(argument) for argument in self.command),
+            "ExecStart=" + command_lines(self.command),
             *("ExecStopPost=" + " ".join(quote_argument(argument) for argument in command) for command in self.after_stop),
             f"Restart={self.restart}",
             f"RestartSec={self.restart_seconds}",
