@@ -17,7 +17,8 @@ from artifacts import manifest as manifests
 from artifacts.paths import CACHE_DIR
 
 HF_CACHE = CACHE_DIR / "models" / "hf"
-HF_REPO_AT_REVISION = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)@(?P<revision>[\w.-]+)$")
+HF_REPO_AT_REVISION = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95})@(?P<revision>[0-9a-f]{40})$")
+"""`owner/repo@<commit>`: only a full commit hash pins weights (a branch or tag can move)."""
 
 
 class ModelFiles(BaseModel):

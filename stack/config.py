@@ -17,6 +17,18 @@ from artifacts.weights import HF_REPO_AT_REVISION
 Port = Annotated[int, Field(ge=1, le=65535, description="A TCP port, 1-65535.")]
 GiB = Annotated[float, Field(gt=0, description="An amount of memory in GiB.")]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$", description="A DNS-label-like name.")]
+PosixUser = Annotated[
+    str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="A login name as useradd accepts it (never an ssh option).")
+]
+ServedName = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+        description="Letters, digits, `.`, `_`, `-`, starting with a letter or digit: it names a directory on every node.",
+    ),
+]
+InterfaceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,15}$", description="A Linux interface name.")]
+Url = Annotated[str, Field(pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/%-]*)?$", description="An http(s) URL.")]
 
 
 class StrictModel(BaseModel):
@@ -26,16 +38,18 @@ class StrictModel(BaseModel):
 
 
 class Gpu(StrictModel):
-    name: str = "gpu"
+    name: str = Field("gpu", pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,63}$")
     memory_gb: GiB
 
 
 class SshSettings(StrictModel):
-    user: str = "root"
+    user: PosixUser = "root"
     port: Port = 22
     key_file: Path
     host_keys: Literal["accept-new", "ignore"] = Field(
-        "accept-new", description="`ignore` only for lab hosts, whose keys are new after every `lab up`."
+        "accept-new",
+        description="`ignore` only for lab hosts (`lab: true`), whose keys are new after every `lab up`, "
+        "or with `security.allow_unverified_host_keys`.",
     )
 
 
@@ -46,6 +60,7 @@ class HostConfig(StrictModel):
     role: Literal["head", "worker"]
     accelerator: Literal["nvidia", "cpu"]
     gpus: list[Gpu] = []
+    lab: bool = Field(False, description="A simulated host from `python -m lab up` (written by the lab only).")
 
     @property
     def stage_devices(self) -> int:
@@ -59,11 +74,11 @@ class ModelConfig(StrictModel):
     config_json: Path | None = Field(
         None, description="The model's config.json for planning at preview, when the weights are not local yet."
     )
-    served_name: str
+    served_name: ServedName
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     quantization: Literal["awq", "gptq", "gptq-8bit", "fp8"] | None = None
     keep_previous: int = Field(1, ge=0, description="Older models each node keeps besides the served one.")
-    hf_endpoint: str | None = Field(None, description="A Hugging Face mirror; HF_ENDPOINT from the environment otherwise.")
+    hf_endpoint: Url | None = Field(None, description="A Hugging Face mirror; HF_ENDPOINT from the environment otherwise.")
 
     @property
     def config_file(self) -> Path | None:
@@ -74,7 +89,9 @@ class ModelConfig(StrictModel):
     @classmethod
     def _pinned_revision(cls, value: str | None) -> str | None:
         if value is not None and not HF_REPO_AT_REVISION.match(value):
-            raise ValueError("must be `owner/repo@revision` with a pinned revision (a commit hash or tag)")
+            raise ValueError(
+                "must be `owner/repo@<40-hex commit>`: a branch or tag can move, so only a commit pins the weights"
+            )
         return value
 
 
@@ -86,23 +103,47 @@ class Parallelism(StrictModel):
 
 class NetworkConfig(StrictModel):
     subnet: IPv4Network | None = Field(None, description="Every host address must lie in it.")
-    interface: str | None = Field(None, description="Interface carrying cluster traffic; detected per node if unset.")
+    interface: InterfaceName | None = Field(
+        None, description="Interface carrying cluster traffic; detected per node if unset."
+    )
     nccl_ib_disable: bool = Field(True, description="Plain Ethernet: keep NCCL off InfiniBand.")
-    env: dict[str, str] = Field({}, description="Runtime variables set on every node after the detected ones.")
+    env: dict[str, str] = Field(
+        {}, description="Extra runtime variables on every node; the ones the stack manages are refused (see validation)."
+    )
 
 
 class NvidiaDriverInstall(StrictModel):
     """A pinned NVIDIA driver (and CUDA toolkit) installed from an apt repository the nodes reach."""
 
-    url: str
-    suite: str = "/"
+    url: Url
+    suite: str = Field("/", pattern=r"^(/|[a-z0-9][a-z0-9._-]{0,63}/?)$")
     signing_key_file: Path
-    packages: list[str] = Field(min_length=1, description="Pinned `name=version`, e.g. cuda-drivers=580.65.06-1.")
+    packages: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.-]*=[A-Za-z0-9.+~:-]+$")]] = Field(
+        min_length=1, description="Pinned `name=version`, e.g. cuda-drivers=580.65.06-1."
+    )
 
 
 class SecurityConfig(StrictModel):
     dashboard_bind: Literal["localhost", "cluster"] = "localhost"
-    api_bind: Literal["localhost", "cluster", "all"] = "cluster"
+    api_bind: Literal["localhost", "cluster", "all"] = Field(
+        "cluster", description="Where the API front listens; vLLM itself always listens on the head's loopback."
+    )
+    api_allow_from: list[IPv4Network] = Field(
+        [IPv4Network("0.0.0.0/0")], description="Networks the firewall lets reach the API port."
+    )
+    ray_clients_from: list[IPv4Network] = Field(
+        [], description="Networks besides the cluster's members that may reach the Ray client port and dashboard."
+    )
+    firewall: bool = Field(True, description="nftables rules on every node built from `required_ports`.")
+    tls: Literal["off", "self-signed", "files"] = Field(
+        "off", description="TLS on the API front: a certificate made once for the head, or `tls_cert_file`/`tls_key_file`."
+    )
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    service_user: PosixUser = Field("ray-vllm", description="The system user Ray, vLLM and the API front run as.")
+    allow_unverified_host_keys: bool = Field(
+        False, description="Let non-lab hosts use `ssh.host_keys: ignore` (a man in the middle then goes unnoticed)."
+    )
 
 
 class Ports(StrictModel):
@@ -118,6 +159,10 @@ class Ports(StrictModel):
     min_worker: Port = 10002
     max_worker: Port = 10100
     api: Port = 8000
+    vllm: Port = Field(8001, description="vLLM's own port on the head's loopback, behind the API front on `api`.")
+    vllm_internal: Port = Field(
+        29500, description="VLLM_PORT: the base of the ports vLLM's processes open to each other."
+    )
 
     def single_ports(self) -> dict[str, int]:
         return {name: value for name, value in self if name not in ("min_worker", "max_worker")}
