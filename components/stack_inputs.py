@@ -13,7 +13,7 @@ from pulumi.runtime import config as runtime_config
 from artifacts.paths import REPO_ROOT
 from stack.config import StackConfig
 from stack.fingerprint import NodesDiffer, require_identical
-from stack.validation import CONFIG_NAMESPACE, ConfigError, load_stack_config
+from stack.validation import CONFIG_NAMESPACE, ConfigError, load_stack_config, unverified_host_keys
 
 
 def read_stack_config() -> StackConfig:
@@ -27,7 +27,10 @@ def read_stack_config() -> StackConfig:
             if runtime_config.is_config_secret(key):
                 secret_keys.add(name)
     with stop_on_config_error():
-        return load_stack_config(raw, secret_keys, REPO_ROOT)
+        config = load_stack_config(raw, secret_keys, REPO_ROOT)
+    for name in unverified_host_keys(config):
+        pulumi.log.warn(f"{name}: ssh.host_keys is `ignore`: its SSH host key is not checked")
+    return config
 
 
 @contextmanager

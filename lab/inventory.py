@@ -22,6 +22,7 @@ def render(hosts: list[Host], written_at: datetime) -> str:
             "name": host.name,
             "address": host.address,
             "ssh": {"user": "root", "port": 22, "key_file": relative_to_repo(SSH_KEY), "host_keys": "ignore"},
+            "lab": True,
             "role": host.role,
             "accelerator": "cpu",
             "gpus": [],

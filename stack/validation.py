@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,68 @@ from stack.planner.shape import read_config_json
 
 CONFIG_NAMESPACE = "ray-vllm-stack"
 
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+ENV_VALUE = re.compile(r"^[A-Za-z0-9_./:,=+@%-]{0,256}$")
+EXTRA_ARG = re.compile(r"^(--[a-z0-9][a-z0-9_-]{0,63}(=[A-Za-z0-9_./:,=+@%{}\[\]\"-]{0,512})?|[A-Za-z0-9_./:,=+@%{}\[\]\"-]{1,512})$")
+SECRET_VALUE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
+"""Keys and tokens: long enough to resist guessing, and no character a shell, an env file or an HTTP
+header could read differently."""
+
+MANAGED_ENV = {
+    "RAY_AUTH_MODE": "ray_token (token authentication is always on)",
+    "RAY_AUTH_TOKEN_PATH": "ray_token",
+    "RAY_AUTH_TOKEN": "ray_token",
+    "RAY_ADDRESS": "hosts (the head's address) and ports.gcs",
+    "VLLM_HOST_IP": "hosts[].address",
+    "VLLM_PORT": "ports.vllm_internal",
+    "VLLM_API_KEY": "api_key",
+    "VLLM_PP_LAYER_PARTITION": "parallelism.layer_partition",
+    "VLLM_CPU_KVCACHE_SPACE": "vllm.cpu_kvcache_space_gb",
+    "GLOO_SOCKET_IFNAME": "network.interface",
+    "NCCL_SOCKET_IFNAME": "network.interface",
+    "NCCL_IB_DISABLE": "network.nccl_ib_disable",
+    "HF_TOKEN": "hf_token",
+    "HF_HUB_OFFLINE": "model.path or model.huggingface (nodes never reach a hub)",
+}
+"""Variables the stack sets itself; `network.env` may not override them (it would, silently)."""
+
+MANAGED_ENV_PREFIXES = {"RAY_AUTH_": "ray_token"}
+
+MANAGED_FLAGS = {
+    "--host": "security.api_bind",
+    "--port": "ports.vllm",
+    "--api-key": "api_key",
+    "--model": "model.path or model.huggingface",
+    "--served-model-name": "model.served_name",
+    "--pipeline-parallel-size": "parallelism.pipeline_size",
+    "--tensor-parallel-size": "parallelism.tensor_size",
+    "--distributed-executor-backend": "parallelism (the stack runs vLLM on Ray)",
+    "--dtype": "model.dtype",
+    "--quantization": "model.quantization",
+    "--max-model-len": "vllm.max_model_len",
+    "--gpu-memory-utilization": "vllm.gpu_memory_utilization",
+    "--enforce-eager": "vllm.enforce_eager",
+    "--ssl-keyfile": "security.tls",
+    "--ssl-certfile": "security.tls",
+    "--allowed-origins": "security (the API front answers every origin's request only with the key)",
+    "--uds": "ports.vllm",
+}
+"""vLLM flags the stack renders itself; `vllm.extra_args` may not repeat them."""
+MANAGED_SHORT_FLAGS = {"-pp": "--pipeline-parallel-size", "-tp": "--tensor-parallel-size", "-q": "--quantization"}
+
+PATTERN_HINTS = {
+    "served_name": "use letters, digits, `.`, `_` or `-`, starting with a letter or digit (it names a directory on every node)",
+    "user": "use a login name: lower-case letters, digits, `_` or `-`, starting with a letter or `_`",
+    "service_user": "use a login name: lower-case letters, digits, `_` or `-`, starting with a letter or `_`",
+    "interface": "use an interface name as `ip link` shows it (letters, digits, `_`, `.`, `-`, at most 15)",
+    "hf_endpoint": "use a plain http(s) URL such as https://hf-mirror.example.com",
+    "url": "use a plain http(s) URL such as https://repo.example.com/cuda/debian12/x86_64",
+    "name": "use letters, digits, spaces and `._()+-`",
+    "suite": "use `/` for a flat repository or a suite name such as bookworm",
+}
+"""The fix for a value that does not match its field's pattern, by field name."""
+
 
 class ConfigError(ValueError):
     """Invalid stack config; `problems` holds one line per problem."""
@@ -35,12 +98,20 @@ def load_stack_config(raw: dict[str, Any], secret_keys: set[str], root: Path) ->
     """Validate `raw` (config keys without the namespace); relative paths resolve against `root`."""
     problems = list(_plaintext_secrets(raw, secret_keys))
     raw, hosts_source = _with_inventory_hosts(raw, root, problems)
+    control = list(_control_characters(raw, hosts_source))
+    problems += control
+    # A value with a control character is one problem, already reported: drop later lines on its key.
+    named = {line.partition(": ")[0] for line in control}
+
+    def new(lines: list[str]) -> list[str]:
+        return [line for line in lines if line.partition(": ")[0] not in named]
+
     try:
         config = StackConfig.model_validate(_resolve_paths(raw, root))
     except ValidationError as error:
-        problems += [_describe(item, hosts_source) for item in error.errors()]
+        problems += new([_describe(item, hosts_source) for item in error.errors()])
         raise ConfigError(problems) from None
-    problems += [f"{key}: {message}" for key, message in check_stack(config)]
+    problems += new([f"{key}: {message}" for key, message in check_stack(config)])
     if problems:
         raise ConfigError(problems)
     return config
@@ -58,6 +129,17 @@ def check_stack(config: StackConfig) -> Iterator[tuple[str, str]]:
     yield from _check_driver_install(config)
     yield from _check_parallel_layout(config)
     yield from _check_layer_partition(config)
+    yield from _check_secret_values(config)
+    yield from _check_env(config)
+    yield from _check_extra_args(config)
+    yield from _check_host_keys(config)
+    yield from _check_tls(config)
+    yield from _check_service_user(config)
+
+
+def unverified_host_keys(config: StackConfig) -> list[str]:
+    """Hosts whose SSH host keys are not checked: the preview warns about each."""
+    return [host.name for host in config.hosts if host.ssh.host_keys == "ignore"]
 
 
 def model_layer_count(config: StackConfig) -> int | None:
@@ -73,6 +155,22 @@ def _plaintext_secrets(raw: dict[str, Any], secret_keys: set[str]) -> Iterator[s
                 f"{key}: given in plain text; store it encrypted with "
                 f"`pulumi config set --secret {key} <value>` (or remove it to have one generated)"
             )
+
+
+def _control_characters(raw: Any, hosts_source: str, location: tuple = ()) -> Iterator[str]:
+    """A newline in any value could start a new line of a unit or an env file; tabs and escapes
+    hide text in terminals. Secrets are named, never shown."""
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            if CONTROL_CHARACTER.search(str(key)):
+                yield f"{_key(list(location), hosts_source)}: the key {str(key)!r} contains a control character; remove it"
+                continue
+            yield from _control_characters(value, hosts_source, (*location, key))
+    elif isinstance(raw, list):
+        for index, value in enumerate(raw):
+            yield from _control_characters(value, hosts_source, (*location, index))
+    elif isinstance(raw, str) and CONTROL_CHARACTER.search(raw):
+        yield f"{_key(list(location), hosts_source)}: contains a control character (newline, tab, escape...); remove it"
 
 
 def _with_inventory_hosts(raw: dict[str, Any], root: Path, problems: list[str]) -> tuple[dict[str, Any], str]:
@@ -111,6 +209,11 @@ def _resolve_paths(raw: dict[str, Any], root: Path) -> dict[str, Any]:
     driver = raw.get("nvidia_driver_install")
     if isinstance(driver, dict) and "signing_key_file" in driver:
         driver["signing_key_file"] = absolute(driver["signing_key_file"])
+    security = raw.get("security")
+    if isinstance(security, dict):
+        for key in ("tls_cert_file", "tls_key_file"):
+            if key in security:
+                security[key] = absolute(security[key])
     model = raw.get("model")
     if isinstance(model, dict):
         for key in ("path", "config_json"):
@@ -119,17 +222,30 @@ def _resolve_paths(raw: dict[str, Any], root: Path) -> dict[str, Any]:
     return raw
 
 
-def _describe(error: dict[str, Any], hosts_source: str) -> str:
-    location = list(error["loc"])
+def _key(location: list[Any], hosts_source: str) -> str:
     key = _dotted(location)
     if location and location[0] == "hosts":
         key = hosts_source + key[len("hosts"):]
+    return key
+
+
+def _describe(error: dict[str, Any], hosts_source: str) -> str:
+    location = list(error["loc"])
+    key = _key(location, hosts_source)
+    if location and location[0] in SECRET_KEYS:
+        return f"{key}: {error['msg']} (the value is a secret and is not shown)"
+    if error["type"] == "string_pattern_mismatch":
+        field = next((part for part in reversed(location) if isinstance(part, str)), "")
+        hint = PATTERN_HINTS.get(field, f"it must match {error['ctx']['pattern']}")
+        return f"{key}: {error['input']!r} is not allowed; {hint}"
     if error["type"] == "extra_forbidden":
         suggestion = _suggest(location)
         return f"{key}: unknown key{suggestion}; remove it or fix its spelling"
     if error["type"] == "literal_error":
         choices = error["ctx"]["expected"].replace("'", "").replace(" or ", ", ")
         return f"{key}: unknown value {error['input']!r}; use one of: {choices}"
+    if error["type"] == "value_error":
+        return f"{key}: {error['ctx']['error']} (got {error['input']!r})"
     if error["type"] == "missing":
         return f"{key}: required; set it in Pulumi.<stack>.yaml"
     return f"{key}: {error['msg']} (got {error['input']!r})"
@@ -257,3 +373,84 @@ def _check_layer_partition(config: StackConfig) -> Iterator[tuple[str, str]]:
     if partition is not None:
         for problem in partition_problems(partition, config.parallelism.pipeline_size, model_layer_count(config)):
             yield "parallelism.layer_partition", problem
+
+
+def _check_secret_values(config: StackConfig) -> Iterator[tuple[str, str]]:
+    for key in ("ray_token", "api_key"):
+        secret = getattr(config, key)
+        if secret is not None and not SECRET_VALUE.match(secret.get_secret_value()):
+            yield key, (
+                "must be 16-256 characters of letters, digits and `._~+/=-` (the value is a secret and is not shown); "
+                f"set a new one with `pulumi config set --secret {key} <value>`, or remove it to have one generated"
+            )
+
+
+def _check_env(config: StackConfig) -> Iterator[tuple[str, str]]:
+    for name, value in config.network.env.items():
+        if not ENV_KEY.match(name):
+            yield "network.env", f"{name!r} is not a variable name; use letters, digits and `_`, not starting with a digit"
+            continue
+        key = f"network.env.{name}"
+        managed = MANAGED_ENV.get(name) or next(
+            (owner for prefix, owner in MANAGED_ENV_PREFIXES.items() if name.startswith(prefix)), None
+        )
+        if managed is not None:
+            yield key, f"is set by the stack from {managed}; remove it from network.env and set that instead"
+        elif not ENV_VALUE.match(value):
+            yield key, f"{value!r} is not allowed; use letters, digits and `_./:,=+@%-` (no spaces, quotes or `$`)"
+
+
+def _check_extra_args(config: StackConfig) -> Iterator[tuple[str, str]]:
+    for index, argument in enumerate(config.vllm.extra_args):
+        key = f"vllm.extra_args[{index}]"
+        if not EXTRA_ARG.match(argument):
+            yield key, (
+                f"{argument!r} is not allowed; give `--flag`, `--flag=value` or a plain value of letters, digits "
+                "and `_./:,=+@%{}[]\"-` (no spaces, quotes around the whole, or `$`)"
+            )
+            continue
+        if owner := _managed_flag(argument):
+            yield key, f"{argument.partition('=')[0]} is set by the stack from {owner}; remove it and set that instead"
+
+
+def _managed_flag(argument: str) -> str | None:
+    """The config key behind a managed vLLM flag, also when abbreviated or spelled with `_` (vLLM's
+    parser accepts both)."""
+    flag = argument.partition("=")[0]
+    if flag in MANAGED_SHORT_FLAGS:
+        return MANAGED_FLAGS[MANAGED_SHORT_FLAGS[flag]]
+    if not flag.startswith("--") or flag == "--":
+        return None
+    flag = flag.replace("_", "-")
+    for managed, owner in MANAGED_FLAGS.items():
+        if managed.startswith(flag):
+            return owner
+    return None
+
+
+def _check_host_keys(config: StackConfig) -> Iterator[tuple[str, str]]:
+    if config.security.allow_unverified_host_keys:
+        return
+    for index, host in enumerate(config.hosts):
+        if host.ssh.host_keys == "ignore" and not host.lab:
+            yield f"hosts[{index}].ssh.host_keys", (
+                f"`ignore` skips {host.name}'s host key check, so anyone on the path could pose as it; "
+                "use `accept-new` (the default), or set security.allow_unverified_host_keys: true if you accept that"
+            )
+
+
+def _check_tls(config: StackConfig) -> Iterator[tuple[str, str]]:
+    security = config.security
+    files = {"tls_cert_file": security.tls_cert_file, "tls_key_file": security.tls_key_file}
+    for key, path in files.items():
+        if security.tls == "files" and path is None:
+            yield f"security.{key}", "required with security.tls: files; point it at the PEM file"
+        elif security.tls == "files" and not path.is_file():
+            yield f"security.{key}", f"{path} does not exist; point it at the PEM file"
+        elif security.tls != "files" and path is not None:
+            yield f"security.{key}", "is used only with security.tls: files; set that or remove this key"
+
+
+def _check_service_user(config: StackConfig) -> Iterator[tuple[str, str]]:
+    if config.security.service_user == "root":
+        yield "security.service_user", "Ray and vLLM must not run as root; use an unprivileged name such as ray-vllm"

@@ -66,12 +66,12 @@ def test_missing_ssh_key(raw_config, tmp_path):
 
 
 def test_secret_in_plain_text(raw_config):
-    raw_config["api_key"] = "sk-visible"
+    raw_config["api_key"] = "sk-visible-0123456789"
     assert problems_of(raw_config) == [
         "api_key: given in plain text; store it encrypted with `pulumi config set --secret api_key <value>` "
         "(or remove it to have one generated)"
     ]
-    assert load_stack_config(raw_config, {"api_key"}, REPO_ROOT).api_key.get_secret_value() == "sk-visible"
+    assert load_stack_config(raw_config, {"api_key"}, REPO_ROOT).api_key.get_secret_value() == "sk-visible-0123456789"
 
 
 def test_secret_value_never_appears_in_messages(raw_config):
