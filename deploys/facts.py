@@ -179,15 +179,24 @@ class SyncedTree(FactBase[dict]):
         return {"manifest": "".join(line + "\n" for line in parts[0]), "failed": sorted(filter(None, parts[1]))}
 
 
-class ChildDirectories(FactBase[list]):
-    """Sub-directories of `path`, newest modification first: [name, ...]."""
+class ModelDirectories(FactBase[list]):
+    """The model folders under `path` that the stack made, newest modification first: [name, ...].
+
+    Only real directories (not symlinks) holding the stack's manifest count: whatever else lies
+    there is not the stack's to delete."""
 
     @staticmethod
     def default() -> list:
         return []
 
     def command(self, path: str) -> str:
-        return f"ls -1t {shlex.quote(path)}/ 2>/dev/null | while read -r name; do [ -d {shlex.quote(path)}/\"$name\" ] && echo \"$name\"; done; true"
+        root = shlex.quote(path)
+        manifest = shlex.quote(MANIFEST_NAME)
+        return (
+            f"ls -1t {root}/ 2>/dev/null | while read -r name; do "
+            f"[ -d {root}/\"$name\" ] && [ ! -L {root}/\"$name\" ] && [ -f {root}/\"$name\"/{manifest} ] && echo \"$name\"; "
+            "done; true"
+        )
 
     def process(self, output: list[str]) -> list:
         return [line for line in output if line]

@@ -19,20 +19,21 @@ from artifacts import manifest as manifests
 from artifacts.manifest import MANIFEST_NAME
 from artifacts.packages.lockfile import normalize_name
 from deploys.facts import (
-    ChildDirectories,
     InstalledDebs,
     Ipv4Addresses,
+    ModelDirectories,
     NvidiaSmi,
     PythonVersion,
     SyncedTree,
     VenvPackages,
 )
-from deploys.layout import DEBS_DIR, NVIDIA_KEYRING, NVIDIA_SOURCE_LIST, VENV_RECORD_NAME
+from deploys.layout import DEBS_DIR, MODELS_ROOT, NVIDIA_KEYRING, NVIDIA_SOURCE_LIST, VENV_RECORD_NAME
 from deploys.runtime_env import render_env_file, runtime_env
 from deploys.specs import (
     DebFile,
     NvidiaDriverInstall,
     PythonEnvSpec,
+    MODEL_DIRECTORY,
     RuntimeEnvSpec,
     SystemPackagesSpec,
     TreeSpec,
@@ -184,13 +185,22 @@ def freeze_names(freeze: list[str]) -> set[str]:
 
 @operation()
 def models_retained(root: str, current: str, keep_previous: int):
-    """Keeps the current model and the `keep_previous` newest others under `root`."""
-    others = [name for name in host.get_fact(ChildDirectories, path=root) if name != current]
-    expired = [name for name in others[keep_previous:] if _inside(name)]
+    """Keeps the current model and the `keep_previous` newest others under `root`.
+
+    Deletes only inside the models root, only folders the stack made (`ModelDirectories`), and on
+    the node checks each resolved path before removing it: a bad name can never widen the delete."""
+    if root != MODELS_ROOT:
+        raise OperationError(f"refusing to manage models outside {MODELS_ROOT} (asked for {root})")
+    others = [name for name in host.get_fact(ModelDirectories, path=root) if name != current]
+    expired = [name for name in others[keep_previous:] if MODEL_DIRECTORY.match(name)]
     if not expired:
         host.noop(f"{len(others)} older model(s) under {root}, keeping up to {keep_previous}")
         return
-    yield f"cd {_q(root)} && rm -rf -- {_q(*expired)}"
+    yield (
+        f"cd {_q(root)} && for name in {_q(*expired)}; do "
+        f'if [ "$(realpath -e -- "$name")" = {_q(root)}/"$name" ]; then rm -rf -- "$name"; '
+        f'else echo "refusing to remove $name: it resolves outside {root}" >&2; exit 1; fi; done'
+    )
 
 
 @operation()

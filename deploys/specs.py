@@ -9,14 +9,17 @@ from __future__ import annotations
 import re
 import shlex
 from functools import cached_property
+from pathlib import PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from artifacts import manifest as manifests
 from artifacts.debs import DebFile
-from deploys.layout import ENV_FILE, PROBE_PATH, UNIT_DIR, VENV
+from deploys.layout import ENV_FILE, MODELS_ROOT, PROBE_PATH, UNIT_DIR, VENV
 
 PINNED_DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]*=[A-Za-z0-9.+~:-]+$")
+MODEL_DIRECTORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+"""A model's folder name under the models root (the config's served name)."""
 
 
 class Spec(BaseModel):
@@ -69,6 +72,15 @@ class PythonEnvSpec(Spec):
 class ModelWeightsSpec(Spec):
     tree: TreeSpec
     keep_previous: int = Field(1, ge=0, description="Other model folders kept on the node, newest first.")
+
+    @field_validator("tree")
+    @classmethod
+    def _one_folder_under_the_models_root(cls, tree: TreeSpec) -> TreeSpec:
+        """Retention and purge delete around the destination: it must be one plain folder of the root."""
+        destination = PurePosixPath(tree.destination)
+        if str(destination.parent) != MODELS_ROOT or not MODEL_DIRECTORY.match(destination.name):
+            raise ValueError(f"model weights go to {MODELS_ROOT}/<name>, not {tree.destination!r}")
+        return tree
 
 
 class RuntimeEnvSpec(Spec):

@@ -6,7 +6,7 @@ from pyinfra.api import OperationError
 from artifacts import manifest as manifests
 from deploys.operations import freeze_names, missing_closure
 from deploys.runtime_env import parse_env_file, render_env_file, runtime_env
-from deploys.specs import DebFile, NvidiaDriverInstall, RuntimeEnvSpec, TreeSpec
+from deploys.specs import DebFile, ModelWeightsSpec, NvidiaDriverInstall, RuntimeEnvSpec, TreeSpec
 
 
 def test_manifest_round_trip_and_digest(tmp_path):
@@ -58,3 +58,14 @@ def test_freeze_names_are_normalized():
 def test_driver_packages_must_be_pinned():
     with pytest.raises(ValueError, match="pin every package as name=version: cuda-drivers"):
         NvidiaDriverInstall(url="http://m", signing_key="k", packages=("cuda-drivers",))
+
+
+@pytest.mark.parametrize("destination", ["/", "/var/lib/ray-vllm-stack/models", "/var/lib/ray-vllm-stack/models/a/b",
+                                         "/var/lib/ray-vllm-stack/models/..", "/opt/tiny"])
+def test_model_weights_go_to_one_folder_of_the_models_root(destination):
+    def spec(path: str) -> ModelWeightsSpec:
+        return ModelWeightsSpec(tree=TreeSpec(source="/src", destination=path, manifest="", verify_content=True))
+
+    assert spec("/var/lib/ray-vllm-stack/models/tiny").tree.destination.endswith("/tiny")
+    with pytest.raises(ValueError, match="model weights go to"):
+        spec(destination)
