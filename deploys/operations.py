@@ -30,10 +30,10 @@ from deploys.facts import (
 from deploys.layout import DEBS_DIR, MODELS_ROOT, NVIDIA_KEYRING, NVIDIA_SOURCE_LIST, VENV_RECORD_NAME
 from deploys.runtime_env import render_env_file, runtime_env
 from deploys.specs import (
+    MODEL_DIRECTORY,
     DebFile,
     NvidiaDriverInstall,
     PythonEnvSpec,
-    MODEL_DIRECTORY,
     RuntimeEnvSpec,
     SystemPackagesSpec,
     TreeSpec,
