@@ -5,12 +5,13 @@ import pulumi
 from components.artifacts import DebPackages, ModelArtifact, Wheelhouse
 from components.node import Node, NodeArgs
 from components.ray_cluster import RayCluster, RayClusterArgs
-from components.secrets import ClusterSecrets, ClusterSecretsArgs
+from components.secrets import ClusterSecrets, ClusterSecretsArgs, GeneratedCertificate
 from components.stack_inputs import identical_nodes, read_stack_config, stop_on_config_error
 from components.vllm_service import VllmService, VllmServiceArgs
 from stack.hosts import host_key_policy
 from stack.node_steps import SYSTEM_PACKAGES, NodeInputs
 from stack.serving import serving_plan
+from stack.tls import certificate_fingerprint
 
 config = read_stack_config()
 node_inputs = {host.name: NodeInputs.from_config(config, host) for host in config.hosts}
@@ -19,6 +20,17 @@ with stop_on_config_error():
 
 
 cluster_secrets = ClusterSecrets("cluster", ClusterSecretsArgs(ray_token=config.ray_token, api_key=config.api_key))
+
+if config.security.tls == "self-signed":
+    generated = GeneratedCertificate("api-certificate", str(config.head.address))
+    certificate = pulumi.Output.all(generated.certificate, generated.key)
+    tls_fingerprint = generated.fingerprint
+elif config.security.tls == "files":
+    cert_pem = config.security.tls_cert_file.read_text()
+    certificate = pulumi.Output.secret([cert_pem, config.security.tls_key_file.read_text()])
+    tls_fingerprint = pulumi.Output.from_input(certificate_fingerprint(cert_pem))
+else:
+    certificate, tls_fingerprint = None, None
 
 wheelhouse = Wheelhouse("wheelhouse", flavor=config.accelerator, purge_cache=config.purge_caches)
 model = ModelArtifact(
@@ -71,12 +83,14 @@ vllm = VllmService(
         api_key=cluster_secrets.api_key,
         host_keys=host_key_policy(config.head),
         after=[*ray.ready, nodes[config.head.name]],
+        certificate=certificate,
     ),
 )
 
 pulumi.export("endpoint_url", vllm.endpoint_url)
 pulumi.export("openai_base_url", vllm.openai_base_url)
 pulumi.export("api_key", cluster_secrets.api_key)
+pulumi.export("tls_fingerprint", tls_fingerprint)
 pulumi.export("model", config.model.served_name)
 pulumi.export("ray_address", ray.address)
 pulumi.export("dashboard_url", ray.dashboard_url)

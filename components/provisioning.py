@@ -105,6 +105,10 @@ def recorded_in_current_shape(props: dict[str, Any]) -> dict[str, Any]:
         props["host"] = {"name": host["name"], "address": host["address"], "user": ssh["user"], "port": ssh["port"],
                          "key_file": ssh["key_file"]}  # fmt: skip
     spec = props.get("spec")
+    if isinstance(spec, dict) and "unit_text" in spec and "user" not in spec:
+        # Services recorded before the service user ran as root, their probe sourcing the key file.
+        spec = {**{k: v for k, v in spec.items() if k != "probe_env_files"}, "user": "root"}
+        props["spec"] = spec
     if isinstance(spec, dict) and "files" in spec:
         files = spec["files"]
         props["spec"] = {**{k: v for k, v in spec.items() if k != "files"},

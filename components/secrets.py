@@ -6,8 +6,10 @@ import secrets
 from dataclasses import dataclass
 
 import pulumi
-from pulumi.dynamic import CreateResult, Resource, ResourceProvider
+from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
 from pydantic import SecretStr
+
+from stack.tls import certificate_fingerprint, self_signed_certificate
 
 TOKEN_BYTES = 32
 
@@ -28,6 +30,35 @@ class GeneratedSecret(Resource):
             name,
             {"value": None},
             pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["value"])),
+        )
+
+
+class _GeneratedCertificateProvider(ResourceProvider):
+    def create(self, props):
+        certificate, key = self_signed_certificate(props["address"])
+        outs = {"address": props["address"], "certificate": certificate, "key": key,
+                "fingerprint": certificate_fingerprint(certificate)}  # fmt: skip
+        return CreateResult(id_=secrets.token_hex(8), outs=outs)
+
+    def diff(self, _id, olds, news):
+        changed = olds.get("address") != news.get("address")
+        return DiffResult(changes=changed, replaces=["address"] if changed else [], delete_before_replace=False)
+
+
+class GeneratedCertificate(Resource):
+    """A self-signed certificate for the API front at `address`, made once; its key is kept only
+    encrypted in state, its sha256 fingerprint is what clients pin."""
+
+    certificate: pulumi.Output[str]
+    key: pulumi.Output[str]
+    fingerprint: pulumi.Output[str]
+
+    def __init__(self, name: str, address: str, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(
+            _GeneratedCertificateProvider(),
+            name,
+            {"address": address, "certificate": None, "key": None, "fingerprint": None},
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["key"])),
         )
 
 

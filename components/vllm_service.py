@@ -1,8 +1,10 @@
-"""The vLLM OpenAI-compatible service on the head node, spanning the Ray cluster's stages.
+"""The vLLM OpenAI-compatible service on the head node, spanning the Ray cluster's stages, and the
+API front that is its only door.
 
-Ready only when /health answers and /v1/models lists the served model; a failed start raises
-with the last lines of the unit's journal. The unit's spec is plain (a preview shows a changed
-`max_model_len` or layer split as such); the API key travels beside it as a secret input.
+vLLM is ready only when /health answers and /v1/models lists the served model; the front only when
+the same answers come through it with the key. A failed start raises with the last lines of the
+unit's journal. The units' specs are plain (a preview shows a changed `max_model_len` or layer split
+as such); the API key and the TLS key travel beside them as secret inputs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from deploys.runner import HostKeyPolicy
 from stack.config import StackConfig
 from stack.hosts import ssh_target
 from stack.serving import ServingPlan
-from stack.vllm_unit import endpoint_url, vllm_secrets, vllm_service_spec
+from stack.vllm_unit import api_front_secrets, api_front_spec, endpoint_url, vllm_secrets, vllm_service_spec
 
 
 @dataclass
@@ -27,6 +29,8 @@ class VllmServiceArgs:
     host_keys: HostKeyPolicy
     after: list[pulumi.Resource]
     """The complete Ray cluster and the head's model weights."""
+    certificate: pulumi.Output[tuple[str, str]] | None = None
+    """(certificate PEM, key PEM) of the API front, with TLS on."""
 
 
 class VllmService(pulumi.ComponentResource):
@@ -36,11 +40,20 @@ class VllmService(pulumi.ComponentResource):
     def __init__(self, name: str, args: VllmServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ray-vllm-stack:index:VllmService", name, None, opts)
         config = args.config
-        service = NodeStep(
-            f"{name}-server", "vllm", ssh_target(config.head), vllm_service_spec(config, args.plan).model_dump(mode="json"),
+        target = ssh_target(config.head)
+        server = NodeStep(
+            f"{name}-server", "vllm", target, vllm_service_spec(config, args.plan).model_dump(mode="json"),
             args.host_keys, secrets=pulumi.Output.secret(args.api_key.apply(vllm_secrets)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=args.after),
         )  # fmt: skip
-        self.endpoint_url = service.id.apply(lambda _: endpoint_url(config))
+        front_secrets = pulumi.Output.all(args.api_key, args.certificate).apply(
+            lambda values: api_front_secrets(values[0], values[1] and tuple(values[1]))
+        )
+        front = NodeStep(
+            f"{name}-front", "api-front", target, api_front_spec(config).model_dump(mode="json"),
+            args.host_keys, secrets=pulumi.Output.secret(front_secrets),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
+        )  # fmt: skip
+        self.endpoint_url = front.id.apply(lambda _: endpoint_url(config))
         self.openai_base_url = self.endpoint_url.apply(lambda url: f"{url}/v1")
         self.register_outputs({"endpoint_url": self.endpoint_url, "openai_base_url": self.openai_base_url})

@@ -4,13 +4,18 @@ hosts, and the only place a node path is written down.
     /opt/ray-vllm-stack/venv/                       the node's virtualenv (pinned package set)
     /opt/ray-vllm-stack/venv/ray-vllm-stack.lock    lock key + `pip freeze --all` right after install
     /opt/ray-vllm-stack/bin/probes.py               the services' readiness probe
+    /opt/ray-vllm-stack/bin/api_front.py            the API front: the key on every path but /health
     /var/cache/ray-vllm-stack/wheelhouse/<key>/     wheels pushed from the controller + MANIFEST.sha256
     /var/cache/ray-vllm-stack/debs/                 .deb files pushed for missing system packages
     /var/lib/ray-vllm-stack/models/<served name>/   model weights + MANIFEST.sha256
-    /var/lib/ray-vllm-stack/ray/                    Ray's temp dir (sessions, logs, sockets)
+    /var/lib/ray-vllm-stack/ray/                    Ray's temp dir (sessions, logs, sockets), the service user's
+    /var/lib/ray-vllm-stack/home/                   the service user's home (vLLM's and torch's caches)
     /etc/ray-vllm-stack/node.env                    runtime environment (0644; secrets live elsewhere)
-    /etc/ray-vllm-stack/ray_token                   the Ray auth token (0600)
-    /etc/ray-vllm-stack/vllm.env                    VLLM_API_KEY (0600)
+    /etc/ray-vllm-stack/secrets/                    0700, the service user's: files written atomically inside
+    /etc/ray-vllm-stack/secrets/ray_token           the Ray auth token (0600)
+    /etc/ray-vllm-stack/secrets/vllm.env            VLLM_API_KEY for vLLM (0600)
+    /etc/ray-vllm-stack/secrets/api_front.env       the same key for the API front (0600)
+    /etc/ray-vllm-stack/secrets/tls.crt, tls.key    the API front's certificate and key (0600), with TLS on
     /etc/systemd/system/<unit>.service              the services' units
     /dev/shm/psm_*                                  vLLM's shared memory, removed when it stops
     /usr/share/keyrings/ray-vllm-stack-nvidia.asc   the NVIDIA repository's key (driver install only)
@@ -21,16 +26,34 @@ Caches (wheelhouse, debs, weights) survive `pulumi destroy` unless a purge is as
 
 VENV = "/opt/ray-vllm-stack/venv"
 VENV_RECORD_NAME = "ray-vllm-stack.lock"
-PROBE_PATH = "/opt/ray-vllm-stack/bin/probes.py"
+PROGRAMS_DIR = "/opt/ray-vllm-stack/bin"
+"""Node-side programs of `deploys/` (run with the venv's Python)."""
+PROBE_PATH = f"{PROGRAMS_DIR}/probes.py"
 WHEELHOUSE_ROOT = "/var/cache/ray-vllm-stack/wheelhouse"
 DEBS_DIR = "/var/cache/ray-vllm-stack/debs"
 MODELS_ROOT = "/var/lib/ray-vllm-stack/models"
-RAY_TEMP_DIR = "/var/lib/ray-vllm-stack/ray"
+STATE_DIRECTORY_NAME = "ray-vllm-stack"
+"""Under /var/lib: systemd's `StateDirectory=` names are relative to it."""
+RAY_TEMP_DIR = f"/var/lib/{STATE_DIRECTORY_NAME}/ray"
+SERVICE_HOME = f"/var/lib/{STATE_DIRECTORY_NAME}/home"
+SERVICE_STATE_DIRECTORIES = (f"{STATE_DIRECTORY_NAME}/ray", f"{STATE_DIRECTORY_NAME}/home")
+"""systemd `StateDirectory=` values: the service user's writable places (Ray's temp dir, its home)."""
 CONFIG_DIR = "/etc/ray-vllm-stack"
 ENV_FILE = f"{CONFIG_DIR}/node.env"
-RAY_TOKEN_FILE = f"{CONFIG_DIR}/ray_token"
-VLLM_SECRETS_FILE = f"{CONFIG_DIR}/vllm.env"
-"""0600: holds VLLM_API_KEY, which vLLM requires on every /v1 request."""
+SECRETS_DIR = f"{CONFIG_DIR}/secrets"
+"""0700 and the service user's: a secret file is never readable by anyone else, not even while written."""
+RAY_TOKEN_FILE = f"{SECRETS_DIR}/ray_token"
+VLLM_SECRETS_FILE = f"{SECRETS_DIR}/vllm.env"
+"""Holds VLLM_API_KEY, which vLLM requires on /v1 behind the front."""
+API_FRONT_KEY_FILE = f"{SECRETS_DIR}/api_front.env"
+"""The same key for the API front, which requires it on every path but /health; a file of its own,
+so each unit owns (and removes) only its own files."""
+TLS_CERT_FILE = f"{SECRETS_DIR}/tls.crt"
+TLS_KEY_FILE = f"{SECRETS_DIR}/tls.key"
+LEGACY_SECRET_FILES = (f"{CONFIG_DIR}/ray_token", f"{CONFIG_DIR}/vllm.env")
+"""Where stacks made before the service user kept root's secrets; removed when a service is applied."""
+RESTART_MARKERS = "/run/ray-vllm-stack"
+"""`<unit>.restart` here: a file the unit reads changed, so the service restarts once."""
 UNIT_DIR = "/etc/systemd/system"
 VLLM_SHM_LEFTOVERS = "/dev/shm/psm_*"
 """vLLM's shared-memory segments (240 MiB sparse each) stay behind when the server stops."""

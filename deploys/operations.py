@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 
 from pyinfra import host
 from pyinfra.api import FunctionCommand, OperationError, operation
+from pyinfra.api.command import FileUploadCommand
 from pyinfra.operations import files
 
 from artifacts import manifest as manifests
@@ -200,6 +201,21 @@ def models_retained(root: str, current: str, keep_previous: int):
         f"cd {_q(root)} && for name in {_q(*expired)}; do "
         f'if [ "$(realpath -e -- "$name")" = {_q(root)}/"$name" ]; then rm -rf -- "$name"; '
         f'else echo "refusing to remove $name: it resolves outside {root}" >&2; exit 1; fi; done'
+    )
+
+
+@operation()
+def secret_file(path: str, content: str, owner: str, mode: str, restart_marker: str):
+    """Writes a secret file atomically and with its final owner and mode: uploaded (SFTP, never argv
+    or a shell) beside it in its 0700 directory, then renamed over it. The node compares old and new
+    content itself, so no digest of a secret ever leaves it; a change leaves `restart_marker`."""
+    file = PurePosixPath(path)
+    upload = str(file.with_name(f".{file.name}.new"))
+    yield FileUploadCommand(StringIO(content), upload)
+    yield (
+        f"chown {_q(f'{owner}:{owner}')} {_q(upload)} && chmod {_q(mode)} {_q(upload)} && "
+        f"if cmp -s {_q(upload)} {_q(path)} && [ \"$(stat -c %U:%a {_q(path)})\" = {_q(f'{owner}:{int(mode, 8):o}')} ]; "
+        f"then rm -f {_q(upload)}; else mv -f {_q(upload)} {_q(path)} && touch {_q(restart_marker)}; fi"
     )
 
 

@@ -1,7 +1,7 @@
 """Readiness probes that run ON a node with the node's venv Python (pushed by `deploys.services`).
 
     python probes.py ray-node --gcs 10.0.0.1:6379 --ip 10.0.0.2 --resources '{"GPU": 1}' --timeout 120
-    python probes.py http --url http://10.0.0.1:8000 --model tiny --unit rvs-vllm.service --timeout 600
+    python probes.py http --url http://127.0.0.1:8001 --model tiny --api-key-file /etc/.../vllm.env --timeout 600
 
 Exit 0 when ready. On timeout: exit 1 with the reason, and the unit's last journal lines so the
 Pulumi error shows why a service did not come up. Standard library plus Ray only.
@@ -9,10 +9,12 @@ Pulumi error shows why a service did not come up. Standard library plus Ray only
 
 import argparse
 import json
-import os
+import socket
+import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 JOURNAL_LINES = 40
@@ -34,14 +36,34 @@ def ray_node_alive(gcs: str, ip: str, resources: dict) -> str | None:
     return f"node {ip} lacks resources {missing} (offers {offered})" if missing else None
 
 
-def http_ready(url: str, model: str) -> str | None:
+def api_key(key_file: str) -> str:
+    """VLLM_API_KEY from the unit's secret file, read here rather than sourced by a shell."""
+    with open(key_file) as lines:
+        return next((line.strip().partition("=")[2] for line in lines if line.startswith("VLLM_API_KEY=")), "")
+
+
+def pinned_context(url: str, cert_file: str) -> ssl.SSLContext:
+    """A TLS context for `url` after checking that it presents exactly the certificate in
+    `cert_file` (the front's own: a self-signed one, or a CA-signed one for a name, not this address)."""
+    host, _, port = urllib.parse.urlsplit(url).netloc.partition(":")
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with open(cert_file) as pem:
+        expected = ssl.PEM_cert_to_DER_cert(pem.read())
+    with socket.create_connection((host, int(port or 443)), timeout=5) as raw, context.wrap_socket(raw) as tls:
+        if tls.getpeercert(binary_form=True) != expected:
+            raise ssl.SSLError(f"{url} presents another certificate than {cert_file}")
+    return context
+
+
+def http_ready(url: str, model: str, key: str, pin_cert: str | None) -> str | None:
     """None when /health answers and /v1/models (with the API key) lists `model`."""
     try:
-        urllib.request.urlopen(f"{url}/health", timeout=5).read()
-        request = urllib.request.Request(
-            f"{url}/v1/models", headers={"Authorization": f"Bearer {os.environ.get('VLLM_API_KEY', '')}"}
-        )
-        served = [entry["id"] for entry in json.load(urllib.request.urlopen(request, timeout=5))["data"]]
+        context = pinned_context(url, pin_cert) if pin_cert else None
+        urllib.request.urlopen(f"{url}/health", timeout=5, context=context).read()
+        request = urllib.request.Request(f"{url}/v1/models", headers={"Authorization": f"Bearer {key}"})
+        answer = urllib.request.urlopen(request, timeout=5, context=context)
+        served = [entry["id"] for entry in json.load(answer)["data"]]
     except OSError as error:
         return f"{url} not ready: {error}"
     return None if model in served else f"{url}/v1/models lists {served}, not {model}"
@@ -84,12 +106,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--resources", type=json.loads, default={})
     parser.add_argument("--url")
     parser.add_argument("--model")
+    parser.add_argument("--api-key-file")
+    parser.add_argument("--pin-cert", help="The certificate an https --url must present.")
     parser.add_argument("--unit")
     parser.add_argument("--timeout", type=float, default=0)
     args = parser.parse_args(argv)
     if args.probe == "ray-node":
         return wait(lambda: ray_node_alive(args.gcs, args.ip, args.resources), args.timeout, args.unit)
-    return wait(lambda: http_ready(args.url, args.model), args.timeout, args.unit)
+    key = api_key(args.api_key_file)
+    return wait(lambda: http_ready(args.url, args.model, key, args.pin_cert), args.timeout, args.unit)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,16 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import FactBase, Host, deploy
 from pyinfra.operations import files, server, systemd
-from pyinfra.operations.util import any_changed
 
-from deploys.layout import CONFIG_DIR, PROBE_PATH
+from deploys import operations
+from deploys.layout import (
+    CONFIG_DIR,
+    LEGACY_SECRET_FILES,
+    PROGRAMS_DIR,
+    RESTART_MARKERS,
+    SECRETS_DIR,
+    SERVICE_HOME,
+)
 from deploys.specs import ServiceSpec
 
 PROBE_SOURCE = Path(__file__).with_name("probes.py")
@@ -42,6 +49,22 @@ class FileDigests(FactBase[dict]):
             digest, _, path = line.partition(" ")
             digests[path.lstrip(" *")] = None if digest == "-" else digest
         return digests
+
+
+class FileStatus(FactBase[dict]):
+    """Inode, modification time, owner and mode of each path; None for a missing file. What a
+    refresh records of secret files: any rewrite shows, and nothing derived from their content."""
+
+    def command(self, paths: list[str]) -> str:
+        quoted = " ".join(shlex.quote(path) for path in paths)
+        return f'for f in {quoted}; do stat -c "%i %Y %U %a %n" "$f" 2>/dev/null || echo "- - - - $f"; done'
+
+    def process(self, output: list[str]) -> dict:
+        status = {}
+        for line in output:
+            inode, mtime, owner, mode, path = line.split(" ", 4)
+            status[path] = None if inode == "-" else f"{inode} {mtime} {owner} {mode}"
+        return status
 
 
 class UnitActive(FactBase[bool]):
@@ -68,29 +91,55 @@ def service_running(spec: ServiceSpec, secrets: dict[str, str]):
     missing = [secret.path for secret in spec.secret_files if secret.path not in secrets]
     if missing:
         raise ValueError(f"{spec.unit}: no content given for {', '.join(missing)}")
+    service_user(spec.user, spec.device_groups)
     files.directory(name="Create the stack's config directory", path=CONFIG_DIR, mode="755")
-    files.put(name="Install the readiness probe", src=str(PROBE_SOURCE), dest=PROBE_PATH, mode="644")
-    written = [
-        files.put(name=f"Write {secret.path}", src=StringIO(secrets[secret.path]), dest=secret.path, mode=secret.mode)
-        for secret in spec.secret_files
-    ]
-    written.append(files.put(name=f"Write {spec.unit_path}", src=StringIO(spec.unit_text), dest=spec.unit_path, mode="644"))
-    files_changed = any_changed(*written)
-    systemd.daemon_reload(name="Reload systemd units", _if=files_changed)
-    systemd.service(name=f"Start and enable {spec.unit}", service=spec.unit, running=True, enabled=True)
-    systemd.service(
-        name=f"Restart {spec.unit} for its changed files", service=spec.unit, restarted=True, _if=files_changed
+    files.directory(
+        name="Create the secrets directory", path=SECRETS_DIR, user=spec.user, group=spec.user, mode="700"
     )
+    for legacy in LEGACY_SECRET_FILES:
+        files.file(name=f"Remove {legacy} (root's, before the service user)", path=legacy, present=False)
+    files.directory(name="Create the restart markers' directory", path=RESTART_MARKERS, mode="700")
+    marker = f"{RESTART_MARKERS}/{spec.unit}.restart"
+    files.directory(name="Create the programs' directory", path=PROGRAMS_DIR, mode="755")
+    programs = [PROBE_SOURCE] + ([PROBE_SOURCE.with_name(spec.program)] if spec.program else [])
+    for program in programs:
+        files.put(name=f"Install {program.name}", src=str(program), dest=f"{PROGRAMS_DIR}/{program.name}", mode="644")
+    for secret in spec.secret_files:
+        operations.secret_file(
+            name=f"Write {secret.path}", path=secret.path, content=secrets[secret.path],
+            owner=spec.user, mode=secret.mode, restart_marker=marker,
+        )  # fmt: skip
+    unit = files.put(name=f"Write {spec.unit_path}", src=StringIO(spec.unit_text), dest=spec.unit_path, mode="644")
+    systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
+    server.shell(name=f"Mark {spec.unit} for a restart: its unit changed", commands=[f"touch {marker}"], _if=unit.did_change)
     # Running but not answering (e.g. vLLM after a pipeline stage's host died): systemd sees no
     # failure to restart on, so restart it here.
     if host.get_fact(UnitActive, unit=spec.unit) and not host.get_fact(ProbeAnswers, spec=spec):
-        systemd.service(
-            name=f"Restart {spec.unit}: running but not ready",
-            service=spec.unit,
-            restarted=True,
-            _if=lambda: not files_changed(),
-        )
+        server.shell(name=f"Mark {spec.unit} for a restart: running but not ready", commands=[f"touch {marker}"])
+    # `restart` also starts a stopped unit, so a new service starts once, not twice.
+    server.shell(
+        name=f"Restart {spec.unit} if a file it reads changed",
+        commands=[f"if [ -e {marker} ]; then rm -f {marker} && systemctl restart {shlex.quote(spec.unit)}; fi"],
+    )
+    systemd.service(name=f"Start and enable {spec.unit}", service=spec.unit, running=True, enabled=True)
     server.shell(name=f"Wait until {spec.unit} is ready", commands=[spec.probe_command(spec.ready_timeout)])
+
+
+def service_user(user: str, device_groups: tuple[str, ...]) -> None:
+    """The unprivileged system user the services run as (no login, no home of its own but the
+    state directory); on GPU hosts it joins the groups that own the device nodes the host has."""
+    server.group(name=f"Create the group {user}", group=user, system=True)
+    server.user(
+        name=f"Create the system user {user}", user=user, group=user, system=True, home=SERVICE_HOME,
+        shell="/usr/sbin/nologin", create_home=False, ensure_home=False,
+    )  # fmt: skip
+    for group in device_groups:
+        server.shell(
+            name=f"Add {user} to {group} where the host has it",
+            commands=[
+                f"! getent group {group} >/dev/null || id -nG {user} | grep -qw {group} || usermod -aG {group} {user}"
+            ],
+        )
 
 
 @deploy("Service removed")
@@ -104,9 +153,10 @@ def service_removed(spec: ServiceSpec, purge_cache: bool = False):
 
 
 def service_state(host: Host, spec: ServiceSpec) -> dict:
-    digests = host.get_fact(FileDigests, paths=spec.managed_paths())
+    digests = host.get_fact(FileDigests, paths=[spec.unit_path])
+    secrets = host.get_fact(FileStatus, paths=[secret.path for secret in spec.secret_files])
     return {
         "active": host.get_fact(UnitActive, unit=spec.unit),
-        "files": files_digest(digests),
+        "files": files_digest({**digests, **secrets}),
         "ready": host.get_fact(ProbeAnswers, spec=spec),
     }

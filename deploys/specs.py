@@ -10,12 +10,13 @@ import re
 import shlex
 from functools import cached_property
 from pathlib import PurePosixPath
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from artifacts import manifest as manifests
 from artifacts.debs import DebFile
-from deploys.layout import ENV_FILE, MODELS_ROOT, PROBE_PATH, UNIT_DIR, VENV
+from deploys.layout import ENV_FILE, MODELS_ROOT, PROBE_PATH, PROGRAMS_DIR, UNIT_DIR, VENV
 
 PINNED_DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]*=[A-Za-z0-9.+~:-]+$")
 MODEL_DIRECTORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -116,19 +117,27 @@ class NvidiaSpec(Spec):
 
 class SecretFile(Spec):
     """A file of secrets the unit reads. Only its path and mode are in the spec, which Pulumi shows
-    in previews and keeps in plain state; its content arrives beside the spec as a secret input."""
+    in previews and keeps in plain state; its content arrives beside the spec as a secret input.
+    It lives in the service user's 0700 secrets directory and belongs to that user."""
 
-    path: str
+    path: str = Field(pattern=r"^/etc/ray-vllm-stack/(secrets/)?[a-z0-9_][a-z0-9_.-]*$")
+    """In the secrets directory; directly under /etc/ray-vllm-stack only in state recorded before it."""
     mode: str = Field("600", pattern=r"^[0-7]{3,4}$")
 
 
 class ServiceSpec(Spec):
     unit: str = Field(pattern=r"^[a-z0-9-]+\.service$")
     unit_text: str
+    user: str = Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="The system user the unit runs as.")
+    device_groups: tuple[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")], ...] = Field(
+        (), description="Groups owning GPU device nodes (e.g. video, render); the user joins those the host has."
+    )
+    program: str | None = Field(
+        None, pattern=r"^[a-z_]+\.py$", description="A node-side program of `deploys/` the unit runs."
+    )
     secret_files: tuple[SecretFile, ...] = ()
     probe: tuple[str, ...] = Field(description="Arguments of deploys/probes.py that say the unit is ready.")
     probe_environment: dict[str, str] = {}
-    probe_env_files: tuple[str, ...] = Field((), description="Sourced before the probe (e.g. the API key).")
     ready_timeout: int = Field(300, ge=1)
     cleanup_paths: tuple[str, ...] = Field((), description="Runtime directories removed with the unit.")
 
@@ -136,14 +145,17 @@ class ServiceSpec(Spec):
     def unit_path(self) -> str:
         return f"{UNIT_DIR}/{self.unit}"
 
+    @property
+    def program_path(self) -> str | None:
+        return self.program and f"{PROGRAMS_DIR}/{self.program}"
+
     def managed_paths(self) -> list[str]:
         return [self.unit_path, *(secret.path for secret in self.secret_files)]
 
     def probe_command(self, timeout: int) -> str:
-        sources = "".join(f". {shlex.quote(path)} && " for path in self.probe_env_files)
         environment = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(self.probe_environment.items()))
         arguments = " ".join(shlex.quote(argument) for argument in self.probe)
         return (
-            f"set -a && {sources}set +a && env {environment} {VENV}/bin/python {PROBE_PATH} "
+            f"env {environment} {VENV}/bin/python {PROBE_PATH} "
             f"{arguments} --unit {shlex.quote(self.unit)} --timeout {timeout}"
         )

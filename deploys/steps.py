@@ -62,7 +62,7 @@ STEPS: dict[str, Step] = {
                 unit, "deploys.services:service_running", "deploys.services:service_state", ServiceSpec,
                 retire="deploys.services:service_removed",
             )
-            for unit in ("ray-head", "ray-worker", "vllm")
+            for unit in ("ray-head", "ray-worker", "vllm", "api-front")
         ),
     )
 }  # fmt: skip

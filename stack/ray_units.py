@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from deploys.layout import ENV_FILE, RAY_TEMP_DIR, RAY_TOKEN_FILE, VENV
+from deploys.layout import ENV_FILE, RAY_TEMP_DIR, RAY_TOKEN_FILE, SERVICE_STATE_DIRECTORIES, VENV
 from deploys.specs import SecretFile, ServiceSpec
 from stack.config import HostConfig, Ports, RaySettings, SecurityConfig
 from stack.systemd_unit import ServiceUnit
@@ -22,7 +22,14 @@ CPU_STAGE_RESOURCE = "cpu_stage"
 (plugins/vllm-ray-cpu, `RAY_RESOURCE`) places one pipeline stage per unit of it."""
 
 RAY_AUTH_ENVIRONMENT = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": RAY_TOKEN_FILE}
-"""Token authentication on every Ray process and client; the token file is 0600 root."""
+"""Token authentication on every Ray process and client; the token file is 0600, the service user's."""
+
+NVIDIA_DEVICE_GROUPS = ("video", "render")
+"""Groups that own /dev/nvidia* and /dev/dri on distributions that restrict them."""
+
+
+def device_groups(host: HostConfig) -> tuple[str, ...]:
+    return NVIDIA_DEVICE_GROUPS if host.accelerator == "nvidia" else ()
 
 
 def node_resources(host: HostConfig) -> tuple[list[str], dict[str, float]]:
@@ -80,6 +87,8 @@ def ray_unit(host: HostConfig, head: HostConfig, ports: Ports, ray: RaySettings,
         environment_files=[ENV_FILE],
         # `ray start --block` exits when its node dies; come back and rejoin.
         restart="always",
+        user=security.service_user,
+        state_directories=SERVICE_STATE_DIRECTORIES,
     ).render()
 
 
@@ -113,6 +122,8 @@ def ray_service_spec(
     return ServiceSpec(
         unit=HEAD_UNIT if host.name == head.name else WORKER_UNIT,
         unit_text=ray_unit(host, head, ports, ray, security),
+        user=security.service_user,
+        device_groups=device_groups(host),
         secret_files=(SecretFile(path=RAY_TOKEN_FILE),),
         probe=("ray-node", "--gcs", gcs, "--ip", str(host.address), "--resources", json.dumps(node_resources(host)[1])),
         probe_environment=RAY_AUTH_ENVIRONMENT,

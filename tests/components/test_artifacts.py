@@ -81,12 +81,12 @@ def hub():
 
 
 def test_hugging_face_model_is_fetched_once_with_the_token(hub, tmp_path):
-    first = prepare_model(None, "org/tiny@v1.0", token="hf_secret", endpoint=hub.url, cache=tmp_path)
+    first = prepare_model(None, "org/tiny@c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff", token="hf_secret", endpoint=hub.url, cache=tmp_path)
     assert hub.downloads() == ["config.json", "model.safetensors"]
     assert {auth for _, _, auth in hub.requests} == {"Bearer hf_secret"}
-    assert first.local_path == str(hf_snapshot_dir("org/tiny@v1.0", tmp_path)) == str(tmp_path / "org--tiny" / "v1.0")
+    assert first.local_path == str(hf_snapshot_dir("org/tiny@c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff", tmp_path)) == str(tmp_path / "org--tiny" / "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff")
     assert first.downloaded_bytes == first.total_bytes == 4096 + 24
-    again = prepare_model(None, "org/tiny@v1.0", token="hf_secret", endpoint=hub.url, cache=tmp_path)
+    again = prepare_model(None, "org/tiny@c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff", token="hf_secret", endpoint=hub.url, cache=tmp_path)
     assert hub.downloads() == ["config.json", "model.safetensors"] and again.downloaded_bytes == 0
     assert again.manifest_digest == first.manifest_digest
 
@@ -95,7 +95,7 @@ def test_hf_endpoint_from_the_environment_is_honoured(hub, tmp_path):
     """huggingface_hub reads HF_ENDPOINT when it is imported, as in a fresh provider process."""
     script = (
         "import sys; from pathlib import Path; from artifacts.weights import prepare_model; "
-        "print(prepare_model(None, 'org/tiny@v1.0', cache=Path(sys.argv[1])).downloaded_bytes)"
+        "print(prepare_model(None, 'org/tiny@c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff', cache=Path(sys.argv[1])).downloaded_bytes)"
     )
     env = {**os.environ, "HF_ENDPOINT": hub.url, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("HF_TOKEN", None)

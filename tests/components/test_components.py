@@ -79,10 +79,10 @@ def test_ray_cluster_declares_head_then_workers_with_plain_specs_and_secret_toke
         spec = head["spec"]
         assert unwrap_secret(spec) == spec, "the spec is plain, so a preview shows what changes in it"
         assert spec["unit"] == "rvs-ray-head.service"
-        assert spec["secret_files"] == [{"path": "/etc/ray-vllm-stack/ray_token", "mode": "600"}]
+        assert spec["secret_files"] == [{"path": "/etc/ray-vllm-stack/secrets/ray_token", "mode": "600"}]
         assert "token-value" not in str(spec)
         assert unwrap_secret(head["secrets"]) != head["secrets"], "the token travels as a secret input"
-        assert unwrap_secret(head["secrets"]) == {"/etc/ray-vllm-stack/ray_token": "token-value"}
+        assert unwrap_secret(head["secrets"]) == {"/etc/ray-vllm-stack/secrets/ray_token": "token-value"}
 
     registered = [node.id for node in cluster.ready]
     return pulumi.Output.all(cluster.address, cluster.required_ports, *registered).apply(lambda v: check(v[:2]))
@@ -108,9 +108,12 @@ def test_vllm_service_exposes_the_endpoint(mocks, config):
         inputs = mocks.resources["vllm-server"]["inputs"]
         spec = inputs["spec"]
         assert unwrap_secret(spec) == spec and "sk-test" not in str(spec)
-        assert spec["probe"][:3] == ["http", "--url", "http://10.201.0.11:8000"]
-        assert spec["secret_files"] == [{"path": "/etc/ray-vllm-stack/vllm.env", "mode": "600"}]
-        assert unwrap_secret(inputs["secrets"]) == {"/etc/ray-vllm-stack/vllm.env": "VLLM_API_KEY=sk-test\n"}
+        assert spec["probe"][:3] == ["http", "--url", "http://127.0.0.1:8001"]
+        front = mocks.resources["vllm-front"]["inputs"]
+        assert front["spec"]["probe"][:3] == ["http", "--url", "http://10.201.0.11:8000"]
+        assert unwrap_secret(front["secrets"]) == {"/etc/ray-vllm-stack/secrets/api_front.env": "VLLM_API_KEY=sk-test\n"}
+        assert spec["secret_files"] == [{"path": "/etc/ray-vllm-stack/secrets/vllm.env", "mode": "600"}]
+        assert unwrap_secret(inputs["secrets"]) == {"/etc/ray-vllm-stack/secrets/vllm.env": "VLLM_API_KEY=sk-test\n"}
         assert unwrap_secret(inputs["secrets"]) != inputs["secrets"]
 
     return pulumi.Output.all(service.endpoint_url, service.openai_base_url).apply(check)

@@ -46,12 +46,14 @@ hosts:
   - name: lab1
     address: 10.201.0.11
     ssh: {user: root, port: 22, key_file: .lab/ssh/id_ed25519, host_keys: ignore}
+    lab: true
     role: head
     accelerator: cpu
     gpus: []
   - name: lab2
     address: 10.201.0.12
     ssh: {user: root, port: 22, key_file: .lab/ssh/id_ed25519, host_keys: ignore}
+    lab: true
     role: worker
     accelerator: cpu
     gpus: []

@@ -8,7 +8,15 @@ from artifacts.paths import REPO_ROOT
 from stack.ray_units import CPU_STAGE_RESOURCE, ray_start_command, ray_unit, required_ports
 from stack.systemd_unit import quote_argument
 from stack.validation import load_stack_config
-from stack.vllm_unit import ServingPlan, endpoint_url, vllm_command, vllm_environment, vllm_unit
+from stack.vllm_unit import (
+    ServingPlan,
+    api_front_command,
+    api_front_unit,
+    endpoint_url,
+    vllm_command,
+    vllm_environment,
+    vllm_unit,
+)
 
 PLAN = ServingPlan("/var/lib/ray-vllm-stack/models/m", [40, 24], 32768)
 
@@ -60,7 +68,7 @@ def test_gpu_nodes_declare_their_gpus(gpu_config):
 def test_ray_unit_turns_token_auth_on_and_restarts(cpu_config):
     unit = ray_unit(cpu_config.head, cpu_config.head, cpu_config.ports, cpu_config.ray, cpu_config.security)
     assert "Environment=RAY_AUTH_MODE=token" in unit
-    assert "Environment=RAY_AUTH_TOKEN_PATH=/etc/ray-vllm-stack/ray_token" in unit
+    assert "Environment=RAY_AUTH_TOKEN_PATH=/etc/ray-vllm-stack/secrets/ray_token" in unit
     assert "Restart=always" in unit
     assert "EnvironmentFile=/etc/ray-vllm-stack/node.env" in unit
     # systemd would expand the quotes of the JSON otherwise
@@ -85,7 +93,8 @@ def test_gpu_vllm_command_is_the_cuda_path(gpu_config):
     assert flag(command, "gpu-memory-utilization") == "0.9"
     assert flag(command, "quantization") == "awq"
     assert flag(command, "max-model-len") == "32768"
-    assert flag(command, "host") == "10.201.0.11"
+    assert flag(command, "host") == "127.0.0.1"  # behind the API front
+    assert flag(command, "port") == "8001"
     environment = vllm_environment(gpu_config, PLAN)
     assert environment["VLLM_PP_LAYER_PARTITION"] == "40,24"
     assert "VLLM_CPU_KVCACHE_SPACE" not in environment
@@ -102,7 +111,7 @@ def test_cpu_vllm_command_has_no_gpu_flags(cpu_config):
 
 def test_api_key_stays_out_of_the_unit(cpu_config):
     unit = vllm_unit(cpu_config, PLAN)
-    assert "EnvironmentFile=/etc/ray-vllm-stack/vllm.env" in unit
+    assert "EnvironmentFile=/etc/ray-vllm-stack/secrets/vllm.env" in unit
     assert "api-key" not in unit and "VLLM_API_KEY" not in unit
     assert 'ExecStopPost=/bin/sh -c "rm -f /dev/shm/psm_*"' in unit
 
@@ -131,3 +140,28 @@ def test_required_ports_name_head_and_nodes(cpu_config):
 ])
 def test_systemd_quoting(argument, quoted):
     assert quote_argument(argument) == quoted
+
+
+def test_services_run_as_the_service_user_sandboxed(cpu_config):
+    head = cpu_config.head
+    units = [ray_unit(head, head, cpu_config.ports, cpu_config.ray, cpu_config.security), vllm_unit(cpu_config, PLAN),
+             api_front_unit(cpu_config)]  # fmt: skip
+    for unit in units:
+        assert "User=ray-vllm" in unit and "Group=ray-vllm" in unit
+        for line in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes"):
+            assert line in unit
+    assert "StateDirectory=ray-vllm-stack/ray ray-vllm-stack/home" in units[0]
+
+
+def test_extra_args_come_before_the_managed_flags(raw_config):
+    raw_config["vllm"] = {"extra_args": ["--max-num-seqs=8"]}
+    command = vllm_command(load_stack_config(raw_config, set(), REPO_ROOT), PLAN)
+    assert command.index("--max-num-seqs=8") < command.index("--host=127.0.0.1")
+
+
+def test_api_front_is_the_only_listener_on_the_api_port(cpu_config):
+    command = api_front_command(cpu_config)
+    assert flag(command, "listen") == "10.201.0.11:8000"
+    assert flag(command, "upstream") == "http://127.0.0.1:8001"
+    assert flag(command, "key-file") == "/etc/ray-vllm-stack/secrets/api_front.env"
+    assert not any("tls" in argument for argument in command)
