@@ -137,7 +137,7 @@ def test_ray_servers_refuse_wrong_and_missing_tokens_from_a_member(served_stack)
     assert set(_verdicts(report).values()) == {"enforced"}, _verdicts(report)
 
 
-def test_ray_servers_refuse_a_machine_outside_the_cluster(served_stack, cpu_venv_python, tmp_path):
+def test_ray_servers_refuse_a_machine_outside_the_cluster(served_stack, cpu_venv_python, tmp_path):  # noqa: F811
     """From the controller's side of the lab network (not a member): wrong and missing tokens are
     refused by the server; the right token (copied for the positive control) is accepted."""
     token = tmp_path / "token"
