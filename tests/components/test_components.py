@@ -117,3 +117,32 @@ def test_vllm_service_exposes_the_endpoint(mocks, config):
         assert unwrap_secret(inputs["secrets"]) != inputs["secrets"]
 
     return pulumi.Output.all(service.endpoint_url, service.openai_base_url).apply(check)
+
+
+@pulumi.runtime.test
+def test_tls_front_gets_its_certificate_as_secret_files(mocks, raw_config):
+    from components.vllm_service import VllmService, VllmServiceArgs
+    from stack.hosts import host_key_policy
+
+    raw_config["security"] = {"tls": "self-signed"}
+    config = load_stack_config(raw_config, set(), REPO_ROOT)
+    service = VllmService(
+        "vllm",
+        VllmServiceArgs(
+            config=config, plan=ServingPlan("/models/tiny", None, 1024), api_key=pulumi.Output.secret("sk-test"),
+            host_keys=host_key_policy(config.head), after=[], certificate=pulumi.Output.secret(["CERT", "KEY"]),
+        ),
+    )  # fmt: skip
+
+    def check(endpoint):
+        assert endpoint == "https://10.201.0.11:8000"
+        front = mocks.resources["vllm-front"]["inputs"]
+        assert "--pin-cert" in front["spec"]["probe"] and "KEY" not in str(front["spec"])
+        assert unwrap_secret(front["secrets"]) == {
+            "/etc/ray-vllm-stack/secrets/api_front.env": "VLLM_API_KEY=sk-test\n",
+            "/etc/ray-vllm-stack/secrets/tls.crt": "CERT",
+            "/etc/ray-vllm-stack/secrets/tls.key": "KEY",
+        }
+        assert unwrap_secret(front["secrets"]) != front["secrets"]
+
+    return service.endpoint_url.apply(check)
