@@ -163,6 +163,8 @@ class Ports(StrictModel):
     vllm_internal: Port = Field(
         29500, description="VLLM_PORT: the base of the ports vLLM's processes open to each other."
     )
+    autoscaler_metrics: Port = Field(44217, description="Ray's autoscaler metrics (head; 0.0.0.0, no auth).")
+    dashboard_metrics: Port = Field(44227, description="Ray's dashboard metrics (head; 0.0.0.0, no auth).")
 
     def single_ports(self) -> dict[str, int]:
         return {name: value for name, value in self if name not in ("min_worker", "max_worker")}

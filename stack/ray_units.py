@@ -78,12 +78,17 @@ def ray_start_command(
     return command
 
 
+def metrics_ports_environment(ports: Ports) -> dict[str, str]:
+    """Ray's two metrics ports that have no `ray start` flag: pinned, so the firewall knows them."""
+    return {"AUTOSCALER_METRIC_PORT": str(ports.autoscaler_metrics), "DASHBOARD_METRIC_PORT": str(ports.dashboard_metrics)}
+
+
 def ray_unit(host: HostConfig, head: HostConfig, ports: Ports, ray: RaySettings, security: SecurityConfig) -> str:
     role = "head" if host.name == head.name else "worker"
     return ServiceUnit(
         description=f"Ray {role} (ray-vllm-stack)",
         command=ray_start_command(host, head, ports, ray, security),
-        environment=RAY_AUTH_ENVIRONMENT,
+        environment={**RAY_AUTH_ENVIRONMENT, **metrics_ports_environment(ports)},
         environment_files=[ENV_FILE],
         # `ray start --block` exits when its node dies; come back and rejoin.
         restart="always",
