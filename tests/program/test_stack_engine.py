@@ -58,6 +58,7 @@ def test_preview_of_the_dev_stack_lists_its_resources_without_reaching_hosts(
         ("pulumi-python:dynamic/provisioning:NodeStep", "ray-lab2"),
         ("ray-vllm-stack:index:VllmService", "vllm"),
         ("pulumi-python:dynamic/provisioning:NodeStep", "vllm-server"),
+        ("pulumi-python:dynamic/provisioning:NodeStep", "vllm-front"),
     }
     assert pulumi_project.resources() == []
 
@@ -70,6 +71,11 @@ def test_preview_of_the_dev_stack_lists_its_resources_without_reaching_hosts(
         ({"api_key": "sk-plain"}, "api_key: given in plain text; store it encrypted"),
         ({"model": {"path": "/nonexistent/model", "served_name": "x"}}, "model.path: /nonexistent/model is not"),
         ({"parallelism": {"pipeline_size": 2, "layer_partition": [1, 1]}}, "parallelism.layer_partition: sums to 2"),
+        # Hostile input (the full corpus is tests/stack/test_hostile_configs.py): refused the same way.
+        ({"model": {"path": "/nonexistent", "served_name": "../../../../opt"}}, "model.served_name: '../../../../opt'"),
+        ({"network": {"env": {"RAY_AUTH_MODE": "disabled"}}}, "network.env.RAY_AUTH_MODE: is set by the stack"),
+        ({"vllm": {"extra_args": ["--host", "0.0.0.0"]}}, "vllm.extra_args[0]: --host is set by the stack"),
+        ({"vllm": {"extra_args": ["$(reboot)"]}}, "vllm.extra_args[0]: '$(reboot)' is not allowed"),
     ],
 )
 def test_bad_input_fails_with_its_message_and_changes_nothing(pulumi_project, raw_config, change, message):
