@@ -17,8 +17,6 @@ import time
 import urllib.parse
 import urllib.request
 
-JOURNAL_LINES = 40
-
 
 def ray_node_alive(gcs: str, ip: str, resources: dict) -> str | None:
     """None when the node at `ip` is alive in the cluster with `resources`, else why not."""
@@ -69,14 +67,6 @@ def http_ready(url: str, model: str, key: str, pin_cert: str | None) -> str | No
     return None if model in served else f"{url}/v1/models lists {served}, not {model}"
 
 
-def journal_tail(unit: str) -> str:
-    result = subprocess.run(
-        ["journalctl", "-u", unit, "-n", str(JOURNAL_LINES), "--no-pager", "-o", "cat"],
-        capture_output=True, text=True,
-    )
-    return result.stdout
-
-
 def unit_failed(unit: str) -> bool:
     return subprocess.run(["systemctl", "is-failed", "--quiet", unit]).returncode == 0
 
@@ -92,8 +82,6 @@ def wait(check, timeout: float, unit: str | None) -> int:
             return 0
         if time.monotonic() >= deadline or (unit and unit_failed(unit)):
             print(f"not ready after {timeout:.0f} s: {problem}", file=sys.stderr)
-            if unit:
-                print(f"last lines of {unit}:\n{journal_tail(unit)}", file=sys.stderr)
             return 1
         time.sleep(2)
 

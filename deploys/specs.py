@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from artifacts import manifest as manifests
 from artifacts.debs import DebFile
-from deploys.layout import ENV_FILE, MODELS_ROOT, PROBE_PATH, PROGRAMS_DIR, UNIT_DIR, VENV
+from deploys.layout import ENV_FILE, MODELS_ROOT, PROBE_PATH, PROGRAMS_DIR, SERVICE_HOME, UNIT_DIR, VENV
 
 PINNED_DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]*=[A-Za-z0-9.+~:-]+$")
+JOURNAL_LINES = 40
+"""Of a unit that did not become ready, shown in the error."""
 MODEL_DIRECTORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 """A model's folder name under the models root (the config's served name)."""
 
@@ -153,9 +155,15 @@ class ServiceSpec(Spec):
         return [self.unit_path, *(secret.path for secret in self.secret_files)]
 
     def probe_command(self, timeout: int) -> str:
+        """The probe runs as the service's user: a Ray driver started by root would leave root's
+        directories in the user's Ray session, which its own processes then cannot write. On
+        failure the unit's journal (root's to read) follows the probe's reason."""
         environment = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(self.probe_environment.items()))
         arguments = " ".join(shlex.quote(argument) for argument in self.probe)
+        unit = shlex.quote(self.unit)
         return (
-            f"env {environment} {VENV}/bin/python {PROBE_PATH} "
-            f"{arguments} --unit {shlex.quote(self.unit)} --timeout {timeout}"
+            f"cd / && runuser -u {self.user} -- env HOME={SERVICE_HOME} {environment} {VENV}/bin/python {PROBE_PATH} "
+            f"{arguments} --unit {unit} --timeout {timeout} "
+            f"|| {{ status=$?; echo 'last lines of {self.unit}:' >&2; "
+            f"journalctl -u {unit} -n {JOURNAL_LINES} --no-pager -o cat >&2; exit $status; }}"
         )

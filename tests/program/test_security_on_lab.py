@@ -123,12 +123,13 @@ def _verdicts(report: dict) -> dict:
 
 
 def test_ray_servers_refuse_wrong_and_missing_tokens_from_a_member(served_stack):
-    """On lab2 (a member, with the node's venv): the right token is accepted and a wrong one, none,
-    and a driver with auth disabled are refused by the servers themselves."""
+    """On lab2 (a member, with the node's venv, as the service user: a root driver would leave
+    root's directories in the user's Ray session): the right token is accepted and a wrong one,
+    none, and a driver with auth disabled are refused by the servers themselves."""
     token_file = f"{SECRETS_DIR}/ray_token"
     script = (
-        f"cat > /tmp/ray_auth_probe.py <<'PROBE'\n{PROBE.read_text()}PROBE\n"
-        f"/opt/ray-vllm-stack/venv/bin/python /tmp/ray_auth_probe.py {' '.join(RAY_SURFACES)} "
+        f"cat > /tmp/ray_auth_probe.py <<'PROBE'\n{PROBE.read_text()}PROBE\nchmod 644 /tmp/ray_auth_probe.py\n"
+        f"cd / && runuser -u {SERVICE_USER} -- /opt/ray-vllm-stack/venv/bin/python /tmp/ray_auth_probe.py {' '.join(RAY_SURFACES)} "
         f"--token-file {token_file} --disabled-client; status=$?; rm -f /tmp/ray_auth_probe.py; exit $status"
     )
     result = api.run_on("lab2", script, timeout=180)
