@@ -10,6 +10,7 @@ hosts, and the only place a node path is written down.
     /var/lib/ray-vllm-stack/models/<served name>/   model weights + MANIFEST.sha256
     /var/lib/ray-vllm-stack/ray/                    Ray's temp dir (sessions, logs, sockets), the service user's
     /var/lib/ray-vllm-stack/home/                   the service user's home (vLLM's and torch's caches)
+    /var/lib/ray-vllm-stack/tmp/                    TMPDIR of Ray and vLLM (their ZMQ sockets meet there)
     /etc/ray-vllm-stack/node.env                    runtime environment (0644; secrets live elsewhere)
     /etc/ray-vllm-stack/secrets/                    0700, the service user's: files written atomically inside
     /etc/ray-vllm-stack/secrets/ray_token           the Ray auth token (0600)
@@ -36,8 +37,12 @@ STATE_DIRECTORY_NAME = "ray-vllm-stack"
 """Under /var/lib: systemd's `StateDirectory=` names are relative to it."""
 RAY_TEMP_DIR = f"/var/lib/{STATE_DIRECTORY_NAME}/ray"
 SERVICE_HOME = f"/var/lib/{STATE_DIRECTORY_NAME}/home"
-SERVICE_STATE_DIRECTORIES = (f"{STATE_DIRECTORY_NAME}/ray", f"{STATE_DIRECTORY_NAME}/home")
-"""systemd `StateDirectory=` values: the service user's writable places (Ray's temp dir, its home)."""
+SERVICE_TMP = f"/var/lib/{STATE_DIRECTORY_NAME}/tmp"
+"""TMPDIR of Ray and vLLM: vLLM's engine and its Ray workers on the head meet through ZMQ sockets in
+the temp dir, and each unit's PrivateTmp= /tmp is its own."""
+SERVICE_STATE_DIRECTORIES = (f"{STATE_DIRECTORY_NAME}/ray", f"{STATE_DIRECTORY_NAME}/home", f"{STATE_DIRECTORY_NAME}/tmp")
+"""systemd `StateDirectory=` values: the service user's writable places (Ray's temp dir, its home, the
+shared temp dir)."""
 CONFIG_DIR = "/etc/ray-vllm-stack"
 ENV_FILE = f"{CONFIG_DIR}/node.env"
 SECRETS_DIR = f"{CONFIG_DIR}/secrets"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from deploys.layout import ENV_FILE, RAY_TEMP_DIR, RAY_TOKEN_FILE, SERVICE_STATE_DIRECTORIES, VENV
+from deploys.layout import ENV_FILE, RAY_TEMP_DIR, RAY_TOKEN_FILE, SERVICE_STATE_DIRECTORIES, SERVICE_TMP, VENV
 from deploys.specs import SecretFile, ServiceSpec
 from stack.config import HostConfig, Ports, RaySettings, SecurityConfig
 from stack.systemd_unit import ServiceUnit
@@ -23,6 +23,9 @@ CPU_STAGE_RESOURCE = "cpu_stage"
 
 RAY_AUTH_ENVIRONMENT = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": RAY_TOKEN_FILE}
 """Token authentication on every Ray process and client; the token file is 0600, the service user's."""
+
+SHARED_TMP_ENVIRONMENT = {"TMPDIR": SERVICE_TMP}
+"""Ray's workers (children of the Ray unit) and vLLM's engine (the vLLM unit) share one temp dir."""
 
 NVIDIA_DEVICE_GROUPS = ("video", "render")
 """Groups that own /dev/nvidia* and /dev/dri on distributions that restrict them."""
@@ -88,7 +91,7 @@ def ray_unit(host: HostConfig, head: HostConfig, ports: Ports, ray: RaySettings,
     return ServiceUnit(
         description=f"Ray {role} (ray-vllm-stack)",
         command=ray_start_command(host, head, ports, ray, security),
-        environment={**RAY_AUTH_ENVIRONMENT, **metrics_ports_environment(ports)},
+        environment={**RAY_AUTH_ENVIRONMENT, **SHARED_TMP_ENVIRONMENT, **metrics_ports_environment(ports)},
         environment_files=[ENV_FILE],
         # `ray start --block` exits when its node dies; come back and rejoin.
         restart="always",

@@ -45,6 +45,8 @@ MANAGED_ENV = {
     "NCCL_SOCKET_IFNAME": "network.interface",
     "NCCL_IB_DISABLE": "network.nccl_ib_disable",
     "HF_TOKEN": "hf_token",
+    "TMPDIR": "the service layout (Ray and vLLM share one temp dir)",
+    "VLLM_RPC_BASE_PATH": "the service layout (Ray and vLLM share one temp dir)",
     "AUTOSCALER_METRIC_PORT": "ports.autoscaler_metrics",
     "DASHBOARD_METRIC_PORT": "ports.dashboard_metrics",
     "HF_HUB_OFFLINE": "model.path or model.huggingface (nodes never reach a hub)",

@@ -15,6 +15,7 @@ from deploys.layout import (
     ENV_FILE,
     PROGRAMS_DIR,
     SERVICE_STATE_DIRECTORIES,
+    SERVICE_TMP,
     TLS_CERT_FILE,
     TLS_KEY_FILE,
     VENV,
@@ -23,7 +24,7 @@ from deploys.layout import (
 )
 from deploys.specs import SecretFile, ServiceSpec
 from stack.config import StackConfig
-from stack.ray_units import HEAD_UNIT, RAY_AUTH_ENVIRONMENT, device_groups
+from stack.ray_units import HEAD_UNIT, RAY_AUTH_ENVIRONMENT, SHARED_TMP_ENVIRONMENT, device_groups
 from stack.serving import ServingPlan
 from stack.systemd_unit import ServiceUnit
 
@@ -78,6 +79,8 @@ def vllm_command(config: StackConfig, plan: ServingPlan) -> list[str]:
 def vllm_environment(config: StackConfig, plan: ServingPlan) -> dict[str, str]:
     environment = {
         **RAY_AUTH_ENVIRONMENT,
+        **SHARED_TMP_ENVIRONMENT,
+        "VLLM_RPC_BASE_PATH": SERVICE_TMP,
         "RAY_ADDRESS": f"{config.head.address}:{config.ports.gcs}",
         "HF_HUB_OFFLINE": "1",
         "VLLM_NO_USAGE_STATS": "1",

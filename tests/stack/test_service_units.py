@@ -150,7 +150,9 @@ def test_services_run_as_the_service_user_sandboxed(cpu_config):
         assert "User=ray-vllm" in unit and "Group=ray-vllm" in unit
         for line in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes"):
             assert line in unit
-    assert "StateDirectory=ray-vllm-stack/ray ray-vllm-stack/home" in units[0]
+    assert "StateDirectory=ray-vllm-stack/ray ray-vllm-stack/home ray-vllm-stack/tmp" in units[0]
+    # vLLM's engine and the Ray workers on the head meet through ZMQ sockets in the temp dir.
+    assert "Environment=TMPDIR=/var/lib/ray-vllm-stack/tmp" in units[0] and "Environment=TMPDIR=/var/lib/ray-vllm-stack/tmp" in units[1]
 
 
 def test_extra_args_come_before_the_managed_flags(raw_config):
