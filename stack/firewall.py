@@ -36,11 +36,6 @@ VLLM_PORT_SPAN = 10
 distributed init of the multiprocessing and older Ray executors) and `get_open_ports_list(5)` (data
 parallel master ports) both scan upward from it, skipping ports in use."""
 
-RAY_HEAD_METRICS_PORTS = (44217, 44227)
-"""Prometheus endpoints of the head's autoscaler monitor and dashboard process (which runs even with
-the dashboard off): Ray 2.60's AUTOSCALER_METRIC_PORT and DASHBOARD_METRIC_PORT defaults, which the
-Ray units leave as they are; both lie in the ephemeral range."""
-
 PortRange = tuple[int, int]
 """Inclusive."""
 
@@ -81,7 +76,13 @@ def port_rules(ports: Ports, security: SecurityConfig, ray: RaySettings) -> tupl
             members,
         ),  # fmt: skip
         PortRule("Ray workers and drivers", ((ports.min_worker, ports.max_worker),), members),
-        PortRule("Ray head's metrics (autoscaler, dashboard)", single(*RAY_HEAD_METRICS_PORTS), members, head_only=True),
+        # The dashboard process runs (and serves its metrics) even with the dashboard off.
+        PortRule(
+            "Ray head's metrics (autoscaler, dashboard process)",
+            single(ports.autoscaler_metrics, ports.dashboard_metrics),
+            members,
+            head_only=True,
+        ),
         PortRule(
             "vLLM's pipeline: torch's TCPStore, gloo/NCCL pairs and vLLM's message queues bind any free "
             "port in the node's net.ipv4.ip_local_port_range",

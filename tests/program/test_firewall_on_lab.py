@@ -14,6 +14,8 @@ import pytest
 
 from lab import api
 from stack.firewall import covers, parse_ports
+from stack.ray_units import HEAD_UNIT, WORKER_UNIT
+from stack.vllm_unit import API_FRONT_UNIT, VLLM_UNIT
 from tools.chat import chat
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine]
@@ -23,7 +25,7 @@ HEAD_ADDRESS = "10.201.0.11"
 TABLE = "inet ray_vllm_stack"
 CONNECT_TIMEOUT_S = 3.0
 """A dropped SYN gets no answer: a connection still pending after this long counts as dropped."""
-STACK_UNITS = ("rvs-ray-head.service", "rvs-ray-worker.service", "rvs-vllm.service")
+STACK_UNITS = (HEAD_UNIT, WORKER_UNIT, VLLM_UNIT, API_FRONT_UNIT)
 
 LISTENERS = r"""
 import json, re, subprocess
@@ -97,18 +99,19 @@ def test_every_node_holds_the_stacks_table(serving):
 
 
 def test_a_non_member_reaches_the_api_but_no_cluster_port(serving):
-    """From the controller (10.201.0.1, on the lab's bridge, no member): the API and sshd answer;
-    GCS, the raylet, the Ray client server, vLLM's own port and a pipeline socket do not."""
+    """From the controller (10.201.0.1, on the lab's bridge, no member): the API front and sshd
+    answer; GCS, the raylet, the Ray client server, Ray's metrics, vLLM's own port and a pipeline
+    socket do not."""
     pipeline = next(
         entry["port"] for entry in listeners(HEAD)
         if entry["unit"] in STACK_UNITS and entry["address"] == HEAD_ADDRESS and entry["port"] >= 32768
     )  # fmt: skip
-    ports = (8000, 22, 6379, 6380, 10001, 8001, pipeline)
+    ports = (8000, 22, 6379, 6380, 10001, 44217, 8001, pipeline)
     started = time.monotonic()
     with ThreadPoolExecutor(len(ports)) as pool:
         seen = dict(zip(ports, pool.map(lambda port: connect(HEAD_ADDRESS, port), ports)))
-    assert seen == {8000: "open", 22: "open", 6379: "dropped", 6380: "dropped", 10001: "dropped", 8001: "dropped",
-                    pipeline: "dropped"}, seen  # fmt: skip
+    assert seen == {8000: "open", 22: "open", 6379: "dropped", 6380: "dropped", 10001: "dropped", 44217: "dropped",
+                    8001: "dropped", pipeline: "dropped"}, seen  # fmt: skip
     print(f"probes from the controller: {seen} in {time.monotonic() - started:.1f} s")
     # Ports that are not the stack's are none of the table's business: nothing listens, so refused.
     assert connect(HEAD_ADDRESS, 12345) == "refused"
