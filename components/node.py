@@ -63,7 +63,7 @@ class Node(pulumi.ComponentResource):
         facts = HostFacts(f"{name}-facts", target, args.host_keys, opts=pulumi.ResourceOptions(parent=self))
         steps: dict[str, NodeStep] = {}
         previous: NodeStep = facts
-        for definition in steps_for(host):
+        for definition in steps_for(args.inputs):
             if definition.needs:
                 spec = pulumi.Output.all(*(artifacts[need] for need in definition.needs)).apply(
                     lambda values, definition=definition: _json(

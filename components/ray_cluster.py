@@ -14,8 +14,9 @@ import pulumi
 from components.provisioning import NodeStep
 from deploys.runner import HostKeyPolicy
 from stack.config import HostConfig, Ports, RaySettings, SecurityConfig
+from stack.firewall import required_ports
 from stack.hosts import ssh_target
-from stack.ray_units import ray_secrets, ray_service_spec, required_ports
+from stack.ray_units import ray_secrets, ray_service_spec
 
 
 @dataclass
@@ -59,9 +60,7 @@ class RayCluster(pulumi.ComponentResource):
         self.dashboard_url = pulumi.Output.from_input(
             f"http://{dashboard_host}:{args.ports.dashboard}" if args.ray.dashboard else None
         )
-        self.required_ports = pulumi.Output.from_input(
-            required_ports(args.head, args.ports, args.security.api_bind)
-        )
+        self.required_ports = pulumi.Output.from_input(required_ports(args.head, args.ports, args.security, args.ray))
         self.register_outputs(
             {"address": self.address, "dashboard_url": self.dashboard_url, "required_ports": self.required_ports}
         )

@@ -17,7 +17,9 @@ hosts, and the only place a node path is written down.
     /etc/ray-vllm-stack/secrets/vllm.env            VLLM_API_KEY for vLLM (0600)
     /etc/ray-vllm-stack/secrets/api_front.env       the same key for the API front (0600)
     /etc/ray-vllm-stack/secrets/tls.crt, tls.key    the API front's certificate and key (0600), with TLS on
-    /etc/systemd/system/<unit>.service              the services' units
+    /etc/ray-vllm-stack/firewall.nft                the host firewall's rules: nftables table `inet ray_vllm_stack`
+    /var/lib/ray-vllm-stack/firewall.loaded         the rules' digest and the table as loading them left it
+    /etc/systemd/system/<unit>.service              the services' units (rvs-firewall.service loads the rules at boot)
     /dev/shm/psm_*                                  vLLM's shared memory, removed when it stops
     /usr/share/keyrings/ray-vllm-stack-nvidia.asc   the NVIDIA repository's key (driver install only)
     /etc/apt/sources.list.d/ray-vllm-stack-nvidia.list   that repository
@@ -60,6 +62,11 @@ LEGACY_SECRET_FILES = (f"{CONFIG_DIR}/ray_token", f"{CONFIG_DIR}/vllm.env")
 RESTART_MARKERS = "/run/ray-vllm-stack"
 """`<unit>.restart` here: a file the unit reads changed, so the service restarts once."""
 UNIT_DIR = "/etc/systemd/system"
+FIREWALL_TABLE = "ray_vllm_stack"
+"""The stack's own nftables table (family `inet`): the only one its firewall writes or deletes."""
+FIREWALL_RULES = f"{CONFIG_DIR}/firewall.nft"
+FIREWALL_RECORD = f"/var/lib/{STATE_DIRECTORY_NAME}/firewall.loaded"
+FIREWALL_UNIT = "rvs-firewall.service"
 VLLM_SHM_LEFTOVERS = "/dev/shm/psm_*"
 """vLLM's shared-memory segments (240 MiB sparse each) stay behind when the server stops."""
 NVIDIA_KEYRING = "/usr/share/keyrings/ray-vllm-stack-nvidia.asc"

@@ -6,6 +6,7 @@ CLI, and the arguments of the deploys in `deploys.node`. Nothing here touches a 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 from functools import cached_property
@@ -16,7 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from artifacts import manifest as manifests
 from artifacts.debs import DebFile
-from deploys.layout import ENV_FILE, MODELS_ROOT, PROBE_PATH, PROGRAMS_DIR, SERVICE_HOME, UNIT_DIR, VENV
+from deploys.layout import (
+    ENV_FILE,
+    FIREWALL_RULES,
+    FIREWALL_TABLE,
+    FIREWALL_UNIT,
+    MODELS_ROOT,
+    PROBE_PATH,
+    PROGRAMS_DIR,
+    SERVICE_HOME,
+    UNIT_DIR,
+    VENV,
+)
 
 PINNED_DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]*=[A-Za-z0-9.+~:-]+$")
 JOURNAL_LINES = 40
@@ -92,6 +104,28 @@ class RuntimeEnvSpec(Spec):
     nccl_ib_disable: bool = True
     overrides: dict[str, str] = Field(default_factory=dict, description="Any variable, set last.")
     path: str = ENV_FILE
+
+
+class FirewallSpec(Spec):
+    """The node's host firewall: an nftables script that replaces the stack's own table, loaded now
+    and at every boot by a oneshot unit."""
+
+    rules: str = Field(description="The nftables script (`stack.firewall.ruleset`); it names only `table`.")
+    ephemeral_ports: tuple[int, int] = Field(
+        description="The port range the rules restrict to the cluster's members for vLLM's pipeline sockets, "
+        "which bind port 0; the node's net.ipv4.ip_local_port_range must lie inside it."
+    )
+    table: str = Field(FIREWALL_TABLE, pattern=r"^[a-z_]+$")
+    path: str = FIREWALL_RULES
+    unit: str = Field(FIREWALL_UNIT, pattern=r"^[a-z0-9-]+\.service$")
+
+    @property
+    def unit_path(self) -> str:
+        return f"{UNIT_DIR}/{self.unit}"
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.rules.encode()).hexdigest()
 
 
 class NvidiaDriverInstall(Spec):

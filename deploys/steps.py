@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deploys.specs import (
+    FirewallSpec,
     ModelWeightsSpec,
     NvidiaSpec,
     PythonEnvSpec,
@@ -44,6 +45,10 @@ STEPS: dict[str, Step] = {
         Step("facts", None, "deploys.observe:host_facts", None, repairs_drift=False),
         Step("nvidia-preflight", "deploys.node:nvidia_preflight", "deploys.observe:nvidia_driver", NvidiaSpec),
         Step("system-packages", "deploys.node:system_packages", "deploys.observe:system_packages", SystemPackagesSpec),
+        Step(
+            "firewall", "deploys.firewall:firewall", "deploys.firewall:firewall_state", FirewallSpec,
+            retire="deploys.firewall:retire_firewall",
+        ),
         Step("python-runtime", "deploys.node:python_runtime", "deploys.observe:python_runtime", PythonRuntimeSpec),
         Step(
             "python-env", "deploys.node:python_env", "deploys.observe:python_env", PythonEnvSpec,

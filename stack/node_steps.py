@@ -21,6 +21,7 @@ from artifacts.weights import ModelFiles
 from artifacts.wheels import WheelhouseFiles
 from deploys.layout import MODELS_ROOT, WHEELHOUSE_ROOT
 from deploys.specs import (
+    FirewallSpec,
     ModelWeightsSpec,
     NvidiaDriverInstall,
     NvidiaSpec,
@@ -32,10 +33,11 @@ from deploys.specs import (
     TreeSpec,
 )
 from stack.config import HostConfig, NetworkConfig, StackConfig
+from stack.firewall import EPHEMERAL_PORTS, FirewallPolicy, firewall_policy, ruleset
 
-SYSTEM_PACKAGES = ("python3", "python3-venv", "libnuma1")
-"""What every node needs from Debian: the interpreter, venv support, and libnuma for vLLM's CPU
-backend (torch loads it on GPU hosts too)."""
+SYSTEM_PACKAGES = ("python3", "python3-venv", "libnuma1", "nftables")
+"""What every node needs from Debian: the interpreter, venv support, libnuma for vLLM's CPU
+backend (torch loads it on GPU hosts too), and nft for the host firewall."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class NodeInputs:
     keep_previous: int = 1
     env_overrides: dict[str, str] = field(default_factory=dict)
     driver_install: NvidiaDriverInstall | None = None
+    firewall: FirewallPolicy | None = None
+    """The cluster's port rules and sources; None: no host firewall (`security.firewall: false`)."""
     debs: DebFiles | None = None
     wheelhouse: WheelhouseFiles | None = None
     model: ModelFiles | None = None
@@ -64,6 +68,7 @@ class NodeInputs:
             keep_previous=config.model.keep_previous,
             env_overrides=config.network.env,
             driver_install=driver_install(config),
+            firewall=firewall_policy(config),
             **artifacts,
         )
 
@@ -81,6 +86,11 @@ def nvidia_spec(inputs: NodeInputs) -> NvidiaSpec:
 def system_packages_spec(inputs: NodeInputs) -> SystemPackagesSpec:
     debs = inputs.debs
     return SystemPackagesSpec(packages=debs.packages, debs_dir=debs.debs_dir, debs=debs.debs)
+
+
+def firewall_spec(inputs: NodeInputs) -> FirewallSpec:
+    """The node's nftables rules for the stack's ports (`stack.firewall`)."""
+    return FirewallSpec(rules=ruleset(inputs.firewall, inputs.host), ephemeral_ports=EPHEMERAL_PORTS)
 
 
 def python_runtime_spec(_inputs: NodeInputs) -> PythonRuntimeSpec:
@@ -136,14 +146,20 @@ class StepDefinition:
     """Steps it waits for; None: the step before it in the table (that applies to the host)."""
     accelerator: str | None = None
     """Only on hosts with this accelerator; None: on every host."""
+    when: Callable[[NodeInputs], bool] | None = None
+    """Only when this holds for the node's inputs (a feature the config turns off); None: always."""
 
-    def applies_to(self, host: HostConfig) -> bool:
-        return self.accelerator is None or host.accelerator == self.accelerator
+    def applies_to(self, inputs: NodeInputs) -> bool:
+        return (self.accelerator is None or inputs.host.accelerator == self.accelerator) and (
+            self.when is None or self.when(inputs)
+        )
 
 
 NODE_STEPS: tuple[StepDefinition, ...] = (
     StepDefinition("nvidia-preflight", nvidia_spec, accelerator="nvidia"),
     StepDefinition("system-packages", system_packages_spec, needs=("debs",)),
+    # Before any service opens a port; nft comes with the system packages.
+    StepDefinition("firewall", firewall_spec, when=lambda inputs: inputs.firewall is not None),
     StepDefinition("python-runtime", python_runtime_spec),
     StepDefinition("python-env", python_env_spec, needs=("wheelhouse",)),
     # Weights need no venv: they stream while pip installs.
@@ -158,14 +174,14 @@ def with_artifacts(inputs: NodeInputs, step: StepDefinition, values: tuple) -> N
     return dataclasses.replace(inputs, **dict(zip(step.needs, values, strict=True)))
 
 
-def steps_for(host: HostConfig) -> tuple[StepDefinition, ...]:
-    """The steps that apply to `host`, in table order."""
-    return tuple(step for step in NODE_STEPS if step.applies_to(host))
+def steps_for(inputs: NodeInputs) -> tuple[StepDefinition, ...]:
+    """The steps that apply to the node, in table order."""
+    return tuple(step for step in NODE_STEPS if step.applies_to(inputs))
 
 
 def node_specs(inputs: NodeInputs) -> dict[str, Spec]:
     """Each step of the host and its spec, in table order (every artifact known)."""
-    return {step.name: step.build(inputs) for step in steps_for(inputs.host)}
+    return {step.name: step.build(inputs) for step in steps_for(inputs)}
 
 
 def driver_install(config: StackConfig) -> NvidiaDriverInstall | None:

@@ -100,28 +100,6 @@ def ray_unit(host: HostConfig, head: HostConfig, ports: Ports, ray: RaySettings,
     ).render()
 
 
-def required_ports(head: HostConfig, ports: Ports, api_bind: str) -> list[dict]:
-    """Which TCP ports must be open between which machines: the firewall rules a user writes."""
-    every_node = [
-        ports.node_manager, ports.object_manager, ports.dashboard_agent_grpc,
-        ports.dashboard_agent_http, ports.metrics_export, ports.runtime_env_agent,
-    ]  # fmt: skip
-    rules = [
-        {"ports": str(ports.gcs), "to": "head", "from": "all nodes", "purpose": "Ray GCS"},
-        {"ports": ",".join(map(str, every_node)), "to": "all nodes", "from": "all nodes", "purpose": "Ray node services"},
-        {
-            "ports": f"{ports.min_worker}-{ports.max_worker}",
-            "to": "all nodes",
-            "from": "all nodes",
-            "purpose": "Ray workers, vLLM pipeline traffic (gloo/NCCL)",
-        },
-        {"ports": str(ports.ray_client), "to": "head", "from": "Ray clients", "purpose": "Ray client server"},
-    ]
-    if api_bind != "localhost":
-        rules.append({"ports": str(ports.api), "to": "head", "from": "API consumers", "purpose": "OpenAI-compatible API"})
-    return [{**rule, "head": str(head.address)} for rule in rules]
-
-
 def ray_service_spec(
     host: HostConfig, head: HostConfig, ports: Ports, ray: RaySettings, security: SecurityConfig
 ) -> ServiceSpec:

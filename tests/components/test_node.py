@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from ipaddress import IPv4Address, IPv4Network
+
 import pulumi
 import pytest
 from pulumi.runtime.mocks import MockMonitor
@@ -10,7 +13,8 @@ from artifacts import manifest as manifests
 from components.artifacts import DebPackages, ModelArtifact, Wheelhouse
 from components.node import Node, NodeArgs
 from deploys.runner import HostKeyPolicy
-from stack.config import HostConfig, NetworkConfig
+from stack.config import HostConfig, NetworkConfig, Ports, RaySettings, SecurityConfig
+from stack.firewall import FirewallPolicy, port_rules
 from stack.node_steps import NodeInputs, steps_for
 
 MODEL_MANIFEST = manifests.render({"config.json": "a" * 64, "model.safetensors": "b" * 64})
@@ -22,6 +26,7 @@ OBSERVED = {
     "python-env": {"lock": "cpu-k", "packages_digest": "c" * 64},
     "model-weights": {"manifest_digest": manifests.manifest_digest(manifests.parse(MODEL_MANIFEST)), "failed": []},
     "runtime-env": {"env": {"GLOO_SOCKET_IFNAME": "eth0", "VLLM_HOST_IP": "10.201.0.11"}, "sha256": "d" * 64},
+    "firewall": {"active": True, "enabled": True, "files": "1" * 64, "table": "2" * 64},
 }
 ARTIFACT_OUTPUTS = {
     "Wheelhouse": {
@@ -113,7 +118,7 @@ def test_cpu_node_orders_its_steps(mocks, tmp_path):
     def check(_):
         registrations = mocks.monitor.registrations
         assert [name for name in registrations if name.startswith("lab1-")] == [f"lab1-{s}" for s in ["facts", *CPU_STEPS]]
-        assert CPU_STEPS == [step.name for step in steps_for(node_args(tmp_path).inputs.host)]  # the one table
+        assert CPU_STEPS == [step.name for step in steps_for(node_args(tmp_path).inputs)]  # the one table
         for step, after in CPU_STEPS_AFTER.items():
             dependencies = {dep.split("::")[-1] for dep in registrations[f"lab1-{step}"]["dependencies"]}
             assert {dep for dep in dependencies if dep.startswith("lab1-")} == {f"lab1-{name}" for name in after}, step
@@ -162,6 +167,32 @@ def test_outputs(mocks, tmp_path):
     return pulumi.Output.all(node.fingerprint, node.runtime_env, node.venv_path, node.model_path, node.pushed_bytes).apply(
         check
     )
+
+
+@pulumi.runtime.test
+def test_firewall_comes_right_after_the_system_packages(mocks, tmp_path):
+    args = node_args(tmp_path)
+    head = IPv4Address("10.201.0.11")
+    policy = FirewallPolicy(
+        members=(head, IPv4Address("10.201.0.12")), head=head, rules=port_rules(Ports(), SecurityConfig(), RaySettings()),
+        api_allow_from=(IPv4Network("0.0.0.0/0"),), ray_clients_from=(),
+    )  # fmt: skip
+    args.inputs = dataclasses.replace(args.inputs, firewall=policy)
+    node = Node("lab1", args)
+
+    def check(_):
+        registrations = mocks.monitor.registrations
+
+        def after(step: str) -> set[str]:
+            dependencies = {dep.split("::")[-1] for dep in registrations[f"lab1-{step}"]["dependencies"]}
+            return {dep for dep in dependencies if dep.startswith("lab1-")}
+
+        assert after("firewall") == {"lab1-system-packages"} and after("python-runtime") == {"lab1-firewall"}
+        spec = mocks.inputs["lab1-firewall"]["spec"]  # plain: a preview shows the rule that changes
+        assert spec["rules"].startswith("# ray-vllm-stack's host firewall for lab1 (head)")
+        assert "tcp dport { 8000 } ip saddr @api_consumers accept" in spec["rules"]
+
+    return node.pushed_bytes.apply(check)  # resolves once every step is registered
 
 
 @pulumi.runtime.test

@@ -55,7 +55,7 @@ def provisioned(lab_nodes, node_specs_on_lab):
 
 def test_first_provision(lab_nodes, provisioned):
     for host in lab_nodes:
-        assert list(STEPS[1:]) == [step.name for step in steps_for(host)]  # the one table, in its order
+        assert list(STEPS[1:]) == [step.name for step in steps_for(NodeInputs(host, NetworkConfig(), "tiny-qwen2"))]  # the one table, in order
         steps = provisioned[host.name]
         assert steps["system-packages"]["changed"] and steps["system-packages"]["observed"] == {"missing": []}
         assert steps["python-env"]["observed"]["lock"].startswith("small-")

@@ -5,6 +5,7 @@ checked beside its positive control."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -59,7 +60,8 @@ def test_every_api_path_needs_the_key(served_stack, method, path, body):
 
 def test_health_is_open_and_vllm_itself_is_not_reachable(served_stack):
     assert status("GET", "/health", None, None) == 200
-    from_worker = api.run_on("lab2", "exec 3<>/dev/tcp/10.201.0.11/8001 && echo open || echo closed")
+    # The host firewall drops it from every other machine (no answer): give up after 5 s.
+    from_worker = api.run_on("lab2", "timeout 5 bash -c 'exec 3<>/dev/tcp/10.201.0.11/8001' && echo open || echo closed")
     from_head = api.run_on("lab1", "exec 3<>/dev/tcp/127.0.0.1/8001 && echo open || echo closed")
     assert from_worker.stdout.strip() == "closed"
     assert from_head.stdout.strip() == "open"
@@ -138,15 +140,32 @@ def test_ray_servers_refuse_wrong_and_missing_tokens_from_a_member(served_stack)
     assert set(_verdicts(report).values()) == {"enforced"}, _verdicts(report)
 
 
+@contextlib.contextmanager
+def head_firewall_lifted():
+    """The head without its host firewall, which drops Ray's ports from non-members before the
+    servers see them (`tests/program/test_firewall_on_lab.py`): what is checked here is the servers'
+    own refusal, the layer below. Stopping the unit deletes the table; starting it loads the same
+    rules again, so the stack sees no drift."""
+    done = api.run_on("lab1", "systemctl stop rvs-firewall.service && ! nft list table inet ray_vllm_stack >/dev/null 2>&1")
+    assert done.returncode == 0, done.stderr
+    try:
+        yield
+    finally:
+        done = api.run_on("lab1", "systemctl start rvs-firewall.service && nft list table inet ray_vllm_stack >/dev/null")
+        assert done.returncode == 0, done.stderr
+
+
 def test_ray_servers_refuse_a_machine_outside_the_cluster(served_stack, cpu_venv_python, tmp_path):  # noqa: F811
-    """From the controller's side of the lab network (not a member): wrong and missing tokens are
-    refused by the server; the right token (copied for the positive control) is accepted."""
+    """From the controller's side of the lab network (not a member), with the head's firewall lifted:
+    wrong and missing tokens are refused by the server; the right token (copied for the positive
+    control) is accepted."""
     token = tmp_path / "token"
     token.write_text(api.run_on("lab1", f"cat {SECRETS_DIR}/ray_token").stdout)
-    result = subprocess.run(
-        [str(cpu_venv_python), str(PROBE), *RAY_SURFACES, "--token-file", str(token)],
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+    with head_firewall_lifted():
+        result = subprocess.run(
+            [str(cpu_venv_python), str(PROBE), *RAY_SURFACES, "--token-file", str(token)],
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
     report = json.loads(result.stdout)
     assert result.returncode == 0, json.dumps(report, indent=1)
     assert set(_verdicts(report).values()) == {"enforced"}, _verdicts(report)

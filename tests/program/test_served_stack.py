@@ -118,6 +118,9 @@ def test_destroy_stops_everything_and_up_brings_it_back(served_stack):
         assert processes.strip() == "", processes
         units = on_host(host, "ls /etc/systemd/system/rvs-* 2>/dev/null || true").stdout
         assert units.strip() == ""
+        # The host firewall's table went with its unit; nft itself stays, like every system package.
+        tables = on_host(host, "nft list tables").stdout
+        assert "ray_vllm_stack" not in tables, tables
     served_stack.timed("recreate with caches", "up", "--yes", "--skip-preview")
     assert completion(served_stack).strip()
     print("timings:", served_stack.timings)

@@ -5,7 +5,7 @@ import ast
 import pytest
 
 from artifacts.paths import REPO_ROOT
-from stack.ray_units import CPU_STAGE_RESOURCE, ray_start_command, ray_unit, required_ports
+from stack.ray_units import CPU_STAGE_RESOURCE, ray_start_command, ray_unit
 from stack.systemd_unit import quote_argument
 from stack.validation import load_stack_config
 from stack.vllm_unit import (
@@ -122,14 +122,6 @@ def test_api_key_stays_out_of_the_unit(cpu_config):
 def test_endpoint_follows_the_bind_setting(raw_config, bind, url):
     raw_config["security"] = {"api_bind": bind}
     assert endpoint_url(load_stack_config(raw_config, set(), REPO_ROOT)) == url
-
-
-def test_required_ports_name_head_and_nodes(cpu_config):
-    rules = required_ports(cpu_config.head, cpu_config.ports, "cluster")
-    assert {"ports": "6379", "to": "head", "from": "all nodes", "purpose": "Ray GCS", "head": "10.201.0.11"} in rules
-    assert any(rule["ports"] == "10002-10100" for rule in rules)
-    assert any(rule["ports"] == "8000" for rule in rules)
-    assert not any(rule["ports"] == "8000" for rule in required_ports(cpu_config.head, cpu_config.ports, "localhost"))
 
 
 @pytest.mark.parametrize(("argument", "quoted"), [
