@@ -179,6 +179,17 @@ class SyncedTree(FactBase[dict]):
         return {"manifest": "".join(line + "\n" for line in parts[0]), "failed": sorted(filter(None, parts[1]))}
 
 
+class UnreadableFiles(FactBase[bool]):
+    """Whether anything under `path` is not readable by everyone (or a folder not enterable)."""
+
+    def command(self, path: str) -> str:
+        root = shlex.quote(path)
+        return f"find {root} \\( ! -perm -a+r -o -type d ! -perm -a+x \\) -print -quit 2>/dev/null | grep -q . && echo yes || echo no"
+
+    def process(self, output: list[str]) -> bool:
+        return bool(output) and output[-1].strip() == "yes"
+
+
 class ModelDirectories(FactBase[list]):
     """The model folders under `path` that the stack made, newest modification first: [name, ...].
 

@@ -50,6 +50,7 @@ def python_env(spec: PythonEnvSpec):
 @deploy("Model weights")
 def model_weights(spec: ModelWeightsSpec):
     operations.tree_synced(name="Push the model weights and verify their checksums", tree=spec.tree)
+    operations.readable_by_all(name="Let the service user read the weights", path=spec.tree.destination)
     destination = PurePosixPath(spec.tree.destination)
     operations.models_retained(
         name="Remove models beyond the retention",

@@ -26,6 +26,7 @@ from deploys.facts import (
     NvidiaSmi,
     PythonVersion,
     SyncedTree,
+    UnreadableFiles,
     VenvPackages,
 )
 from deploys.layout import DEBS_DIR, MODELS_ROOT, NVIDIA_KEYRING, NVIDIA_SOURCE_LIST, VENV_RECORD_NAME
@@ -202,6 +203,16 @@ def models_retained(root: str, current: str, keep_previous: int):
         f'if [ "$(realpath -e -- "$name")" = {_q(root)}/"$name" ]; then rm -rf -- "$name"; '
         f'else echo "refusing to remove $name: it resolves outside {root}" >&2; exit 1; fi; done'
     )
+
+
+@operation()
+def readable_by_all(path: str):
+    """Makes a pushed tree readable by the services' unprivileged user: the tar stream keeps the
+    controller's modes, and a model saved 0600 there would be unreadable to vLLM."""
+    if not host.get_fact(UnreadableFiles, path=path):
+        host.noop(f"everything under {path} is readable")
+        return
+    yield f"chmod -R a+rX {_q(path)}"
 
 
 @operation()

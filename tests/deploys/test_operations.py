@@ -12,6 +12,7 @@ OPERATIONS = [
     "tree_synced",
     "venv_installed",
     "models_retained",
+    "readable_by_all",
     "runtime_env_file",
     "nvidia_driver",
 ]
