@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import json
 import os
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -18,6 +20,7 @@ import pytest
 
 from artifacts.paths import CACHE_DIR
 from lab import api
+from stack.tls import certificate_fingerprint
 from tests.artifacts.packages.conftest import cpu_venv_python  # noqa: F401 - a fixture used below
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine]
@@ -169,3 +172,33 @@ def test_ray_servers_refuse_a_machine_outside_the_cluster(served_stack, cpu_venv
     report = json.loads(result.stdout)
     assert result.returncode == 0, json.dumps(report, indent=1)
     assert set(_verdicts(report).values()) == {"enforced"}, _verdicts(report)
+
+
+def test_tls_front_serves_the_generated_certificate(served_stack):
+    """With `security.tls: self-signed` the endpoint is https, the front presents the certificate
+    whose fingerprint is the `tls_fingerprint` output, a client verifying against it gets answers
+    with the key and 401 without, and plain HTTP on the port gets nothing; turned off, it is http again."""
+    project = served_stack.project
+    project.run("config", "set", "--path", "security.tls", "self-signed")
+    try:
+        served_stack.timed("up with TLS on", "up", "--yes", "--skip-preview")
+        outputs = served_stack.outputs()
+        assert outputs["endpoint_url"] == "https://10.201.0.11:8000"
+        presented = ssl.get_server_certificate(("10.201.0.11", 8000), timeout=10)
+        assert certificate_fingerprint(presented) == outputs["tls_fingerprint"]
+        context = ssl.create_default_context(cadata=presented)
+        for key, expected in ((outputs["api_key"], 200), (None, 401)):
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            request = urllib.request.Request("https://10.201.0.11:8000/v1/models", headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=30, context=context) as answer:
+                    assert answer.status == expected
+            except urllib.error.HTTPError as error:
+                assert error.code == expected
+        with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+            urllib.request.urlopen(f"{API}/v1/models", timeout=10)
+    finally:
+        project.run("config", "rm", "--path", "security.tls")
+        served_stack.timed("up with TLS off", "up", "--yes", "--skip-preview")
+    outputs = served_stack.outputs()
+    assert outputs["endpoint_url"] == API and outputs.get("tls_fingerprint") is None
