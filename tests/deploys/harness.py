@@ -11,8 +11,9 @@ import typing
 from io import StringIO
 from pathlib import Path
 
+import pytest
 from pydantic import TypeAdapter
-from pyinfra.api import Config, FileUploadCommand, FunctionCommand, StringCommand
+from pyinfra.api import Config, FileUploadCommand, FunctionCommand, OperationError, StringCommand
 from pyinfra.context import ctx_host, ctx_state
 
 CASES = Path(__file__).parent / "cases"
@@ -71,3 +72,15 @@ def run_operation(operation, args: dict, facts: dict) -> tuple[list, list[str]]:
     with ctx_state.use(FakeState()), ctx_host.use(host):
         commands = [render(command) for command in operation._inner(**typed)]
     return commands, host.noops
+
+
+def check_operation_case(operation, case: dict) -> None:
+    """`operation` given the case's args and facts yields exactly its commands, its noop, or raises its error."""
+    if "error" in case:
+        with pytest.raises(OperationError) as raised:
+            run_operation(operation, case["args"], case["facts"])
+        assert str(raised.value) == case["error"]
+        return
+    commands, noops = run_operation(operation, case["args"], case["facts"])
+    assert commands == case.get("commands", [])
+    assert noops == ([case["noop"]] if "noop" in case else [])

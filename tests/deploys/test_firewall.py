@@ -3,11 +3,10 @@
 import json
 
 import pytest
-from pyinfra.api import OperationError
 
 from deploys import firewall
 from deploys.specs import FirewallSpec
-from tests.deploys.harness import CASES, load_cases, run_operation
+from tests.deploys.harness import CASES, check_operation_case, load_cases
 
 OPERATIONS = ["firewall_loaded", "firewall_table_absent"]
 OPERATION_CASES = [(name, case) for name in OPERATIONS for case in load_cases(f"{name}.json")]
@@ -16,15 +15,7 @@ FACT_CASES = json.loads((CASES / "firewall_facts.json").read_text())
 
 @pytest.mark.parametrize(("name", "case"), OPERATION_CASES, ids=[f"{name}: {case['id']}" for name, case in OPERATION_CASES])
 def test_operation(name, case):
-    operation = getattr(firewall, name)
-    if "error" in case:
-        with pytest.raises(OperationError) as raised:
-            run_operation(operation, case["args"], case["facts"])
-        assert str(raised.value) == case["error"]
-        return
-    commands, noops = run_operation(operation, case["args"], case["facts"])
-    assert commands == case.get("commands", [])
-    assert noops == ([case["noop"]] if "noop" in case else [])
+    check_operation_case(getattr(firewall, name), case)
 
 
 @pytest.mark.parametrize("case", FACT_CASES, ids=[f"{c['fact']}: {c.get('note') or c['output'][0][:30]}" for c in FACT_CASES])

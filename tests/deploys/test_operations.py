@@ -1,10 +1,9 @@
 """Each operation, given recorded facts, yields exactly the expected commands, a noop, or an error."""
 
 import pytest
-from pyinfra.api import OperationError
 
 from deploys import operations
-from tests.deploys.harness import load_cases, run_operation
+from tests.deploys.harness import check_operation_case, load_cases
 
 OPERATIONS = [
     "debs_installed",
@@ -21,12 +20,4 @@ CASES = [(name, case) for name in OPERATIONS for case in load_cases(f"{name}.jso
 
 @pytest.mark.parametrize(("name", "case"), CASES, ids=[f"{name}: {case['id']}" for name, case in CASES])
 def test_operation(name, case):
-    operation = getattr(operations, name)
-    if "error" in case:
-        with pytest.raises(OperationError) as raised:
-            run_operation(operation, case["args"], case["facts"])
-        assert str(raised.value) == case["error"]
-        return
-    commands, noops = run_operation(operation, case["args"], case["facts"])
-    assert commands == case.get("commands", [])
-    assert noops == ([case["noop"]] if "noop" in case else [])
+    check_operation_case(getattr(operations, name), case)
