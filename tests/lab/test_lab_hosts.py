@@ -111,7 +111,7 @@ def test_inventory_lists_the_hosts_head_first(lab_hosts):
     text = INVENTORY_FILE.read_text()
     assert text.startswith("# Written by `python -m lab up` on ")
     assert yaml.safe_load(text)["hosts"] == [
-        {"name": h.name, "address": h.address, "role": role, "accelerator": "cpu", "gpus": [],
+        {"name": h.name, "address": h.address, "role": role, "accelerator": "cpu", "gpus": [], "lab": True,
          "ssh": {"user": "root", "port": 22, "key_file": ".lab/ssh/id_ed25519", "host_keys": "ignore"}}
         for h, role in zip(lab_hosts, ["head", "worker"], strict=True)
     ]
