@@ -84,3 +84,11 @@ def check_operation_case(operation, case: dict) -> None:
     commands, noops = run_operation(operation, case["args"], case["facts"])
     assert commands == case.get("commands", [])
     assert noops == ([case["noop"]] if "noop" in case else [])
+
+
+def check_fact_case(module, case: dict) -> None:
+    """The case's fact (a class of `module`) renders its command and parses its recorded output."""
+    fact = getattr(module, case["fact"])()
+    if "command" in case:
+        assert fact.command(**case.get("kwargs", {})) == case["command"]
+    assert fact.process(case["output"]) == case["result"]

@@ -6,7 +6,7 @@ import pytest
 
 from deploys import firewall
 from deploys.specs import FirewallSpec
-from tests.deploys.harness import CASES, check_operation_case, load_cases
+from tests.deploys.harness import CASES, check_fact_case, check_operation_case, load_cases
 
 OPERATIONS = ["firewall_loaded", "firewall_table_absent"]
 OPERATION_CASES = [(name, case) for name in OPERATIONS for case in load_cases(f"{name}.json")]
@@ -20,10 +20,7 @@ def test_operation(name, case):
 
 @pytest.mark.parametrize("case", FACT_CASES, ids=[f"{c['fact']}: {c.get('note') or c['output'][0][:30]}" for c in FACT_CASES])
 def test_fact(case):
-    fact = getattr(firewall, case["fact"])()
-    if "command" in case:
-        assert fact.command(**case.get("kwargs", {})) == case["command"]
-    assert fact.process(case["output"]) == case["result"]
+    check_fact_case(firewall, case)
 
 
 def test_the_unit_loads_the_rules_at_boot_and_its_stop_deletes_only_the_stacks_table():
