@@ -35,6 +35,8 @@ JOURNAL_LINES = 40
 """Of a unit that did not become ready, shown in the error."""
 MODEL_DIRECTORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 """A model's folder name under the models root (the config's served name)."""
+LOGIN_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+"""A user or group name as useradd accepts it (never an option)."""
 
 
 class Spec(BaseModel):
@@ -164,8 +166,8 @@ class SecretFile(Spec):
 class ServiceSpec(Spec):
     unit: str = Field(pattern=r"^[a-z0-9-]+\.service$")
     unit_text: str
-    user: str = Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="The system user the unit runs as.")
-    device_groups: tuple[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")], ...] = Field(
+    user: str = Field(pattern=LOGIN_NAME.pattern, description="The system user the unit runs as.")
+    device_groups: tuple[Annotated[str, Field(pattern=LOGIN_NAME.pattern)], ...] = Field(
         (), description="Groups owning GPU device nodes (e.g. video, render); the user joins those the host has."
     )
     program: str | None = Field(

@@ -13,17 +13,18 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from artifacts.weights import HF_REPO_AT_REVISION
+from deploys.specs import LOGIN_NAME, MODEL_DIRECTORY
 
 Port = Annotated[int, Field(ge=1, le=65535, description="A TCP port, 1-65535.")]
 GiB = Annotated[float, Field(gt=0, description="An amount of memory in GiB.")]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$", description="A DNS-label-like name.")]
 PosixUser = Annotated[
-    str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="A login name as useradd accepts it (never an ssh option).")
+    str, Field(pattern=LOGIN_NAME.pattern, description="A login name as useradd accepts it (never an ssh option).")
 ]
 ServedName = Annotated[
     str,
     Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+        pattern=MODEL_DIRECTORY.pattern,
         description="Letters, digits, `.`, `_`, `-`, starting with a letter or digit: it names a directory on every node.",
     ),
 ]
