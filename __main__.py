@@ -19,6 +19,7 @@ with stop_on_config_error():
     plan = serving_plan(config, node_inputs[config.head.name].model_path())
 
 
+sudo_password = config.sudo_password and pulumi.Output.secret(config.sudo_password.get_secret_value())
 cluster_secrets = ClusterSecrets("cluster", ClusterSecretsArgs(ray_token=config.ray_token, api_key=config.api_key))
 
 if config.security.tls == "self-signed":
@@ -53,6 +54,7 @@ nodes = {
             debs=debs,
             host_keys=host_key_policy(host),
             purge_caches=config.purge_caches,
+            sudo_password=sudo_password,
         ),
     )
     for host in config.hosts
@@ -72,6 +74,7 @@ ray = RayCluster(
         ray_token=pulumi.Output.all(cluster_secrets.ray_token, fingerprints).apply(lambda values: values[0]),
         host_keys={host.name: host_key_policy(host) for host in config.hosts},
         nodes_ready=nodes,
+        sudo_password=sudo_password,
     ),
 )
 
@@ -84,6 +87,7 @@ vllm = VllmService(
         host_keys=host_key_policy(config.head),
         after=[*ray.ready, nodes[config.head.name]],
         certificate=certificate,
+        sudo_password=sudo_password,
     ),
 )
 

@@ -18,6 +18,11 @@ class HostFacts(NodeStep, module="hosts", name="HostFacts"):
     """Read-only: a change in the facts is reported by refresh but never "repaired"."""
 
     def __init__(
-        self, name: str, host: SshTarget, host_keys: HostKeyPolicy, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        host: SshTarget,
+        host_keys: HostKeyPolicy,
+        sudo_password: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
     ):
-        super().__init__(name, "facts", host, None, host_keys, opts=opts)
+        super().__init__(name, "facts", host, None, host_keys, sudo_password=sudo_password, opts=opts)

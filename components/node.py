@@ -37,6 +37,8 @@ class NodeArgs:
     host_keys: HostKeyPolicy
     purge_caches: bool = False
     """Let `destroy` also delete the node's wheelhouse and weights."""
+    sudo_password: pulumi.Output[str] | None = None
+    """The login user's sudo password (a secret), for a host reached through sudo that needs one."""
 
 
 class Node(pulumi.ComponentResource):
@@ -60,7 +62,7 @@ class Node(pulumi.ComponentResource):
             "wheelhouse": args.wheelhouse.files(),
             "model": args.model.files(),
         }
-        facts = HostFacts(f"{name}-facts", target, args.host_keys, opts=pulumi.ResourceOptions(parent=self))
+        facts = HostFacts(f"{name}-facts", target, args.host_keys, args.sudo_password, opts=pulumi.ResourceOptions(parent=self))
         steps: dict[str, NodeStep] = {}
         previous: NodeStep = facts
         for definition in steps_for(args.inputs):
@@ -75,7 +77,8 @@ class Node(pulumi.ComponentResource):
             after = [previous] if definition.after is None else [steps[step] for step in definition.after]
             previous = steps[definition.name] = NodeStep(
                 f"{name}-{definition.name}", definition.name, target, spec, args.host_keys,
-                purge_cache=args.purge_caches, opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+                purge_cache=args.purge_caches, sudo_password=args.sudo_password,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after),
             )  # fmt: skip
 
         self.facts = facts.observed

@@ -36,7 +36,7 @@ from deploys.runner import HostKeyPolicy, SshTarget, run_deploy
 from deploys.steps import STEPS
 
 DEPLOYS_DIR = REPO_ROOT / "deploys"
-INPUTS = ("step", "host", "spec", "secrets", "code", "host_keys", "purge_cache")
+INPUTS = ("step", "host", "spec", "secrets", "sudo_password", "code", "host_keys", "purge_cache")
 OUTPUTS = ("observed", "applied", "changed", "pushed_bytes", "seconds")
 
 
@@ -59,15 +59,18 @@ def step_inputs(
     host_keys: HostKeyPolicy,
     purge_cache: bool = False,
     secrets: Any = None,
+    sudo_password: Any = None,
 ) -> dict[str, Any]:
     """A step resource's inputs; `spec` is the step's spec as JSON (or an Output of it), plain in
     state so a preview shows which of its fields change. `secrets` ({path: content} of the spec's
-    secret files, a secret Output) travels beside it and is all that state keeps encrypted."""
+    secret files, a secret Output) travels beside it and, with `sudo_password` (only for a host
+    reached through sudo), is all that state keeps encrypted."""
     return {
         "step": step,
         "host": host.model_dump(mode="json"),
         "spec": spec,
         "secrets": secrets,
+        "sudo_password": sudo_password if host.sudo else None,
         "code": deploy_code_digest(),
         "host_keys": {"known_hosts_file": host_keys.known_hosts_file, "strict": host_keys.strict},
         "purge_cache": purge_cache,
@@ -80,7 +83,8 @@ def apply_step(props: dict[str, Any]) -> dict[str, Any]:
     host = SshTarget.model_validate(props["host"])
     result = run_deploy(
         [host], step.apply, observe=step.observe, host_keys=HostKeyPolicy(**props["host_keys"]),
-        log_name=f"{host.name}-{step.name}", secrets=props.get("secrets"), **_spec_data(step, props),
+        log_name=f"{host.name}-{step.name}", secrets=props.get("secrets"), sudo_password=props.get("sudo_password"),
+        **_spec_data(step, props),
     )[host.name]  # fmt: skip
     if result.error:
         raise StepError(f"{step.name} on {result.error}")
@@ -124,7 +128,7 @@ def observe_step(props: dict[str, Any]) -> dict[str, Any]:
     host = SshTarget.model_validate(props["host"])
     result = run_deploy(
         [host], None, observe=step.observe, host_keys=HostKeyPolicy(**props["host_keys"]),
-        log_name=f"{host.name}-{step.name}", **_spec_data(step, props),
+        log_name=f"{host.name}-{step.name}", sudo_password=props.get("sudo_password"), **_spec_data(step, props),
     )[host.name]  # fmt: skip
     if result.error:
         raise StepError(f"refreshing {step.name} on {result.error}")
@@ -142,7 +146,7 @@ def retire_step(props: dict[str, Any]) -> str | None:
     host = SshTarget.model_validate(props["host"])
     result = run_deploy(
         [host], step.retire, host_keys=HostKeyPolicy(**props["host_keys"]), log_name=f"{host.name}-{step.name}",
-        purge_cache=bool(props.get("purge_cache")), **_spec_data(step, props),
+        purge_cache=bool(props.get("purge_cache")), sudo_password=props.get("sudo_password"), **_spec_data(step, props),
     )[host.name]  # fmt: skip
     if result.error and result.reachable:
         raise StepError(f"removing {step.name} from {result.error}")
@@ -243,8 +247,14 @@ class NodeStep(pulumi.dynamic.Resource, module="provisioning", name="NodeStep"):
         host_keys: HostKeyPolicy,
         purge_cache: bool = False,
         secrets: pulumi.Input[dict] | None = None,
+        sudo_password: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
-        props = {**step_inputs(step, host, spec, host_keys, purge_cache, secrets), **dict.fromkeys(OUTPUTS)}
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["secrets"]))
+        props = {
+            **step_inputs(step, host, spec, host_keys, purge_cache, secrets, sudo_password),
+            **dict.fromkeys(OUTPUTS),
+        }
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=["secrets", "sudo_password"])
+        )
         super().__init__(StepProvider(), name, props, opts)

@@ -30,6 +30,8 @@ class RayClusterArgs:
     host_keys: dict[str, HostKeyPolicy]
     nodes_ready: dict[str, pulumi.Resource] = field(default_factory=dict)
     """Per host, what must exist before its Ray node starts (its provisioned `Node`)."""
+    sudo_password: pulumi.Output[str] | None = None
+    """For hosts reached through sudo with a password (a secret)."""
 
 
 class RayCluster(pulumi.ComponentResource):
@@ -48,7 +50,7 @@ class RayCluster(pulumi.ComponentResource):
             depends = [*after, *filter(None, [args.nodes_ready.get(host.name)])]
             return NodeStep(
                 f"{name}-{host.name}", role, ssh_target(host), spec, args.host_keys[host.name], secrets=secrets,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+                sudo_password=args.sudo_password, opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
             )  # fmt: skip
 
         head = ray_node(args.head, "ray-head", [])

@@ -31,6 +31,8 @@ class VllmServiceArgs:
     """The complete Ray cluster and the head's model weights."""
     certificate: pulumi.Output[tuple[str, str]] | None = None
     """(certificate PEM, key PEM) of the API front, with TLS on."""
+    sudo_password: pulumi.Output[str] | None = None
+    """For a head reached through sudo with a password (a secret)."""
 
 
 class VllmService(pulumi.ComponentResource):
@@ -44,14 +46,14 @@ class VllmService(pulumi.ComponentResource):
         server = NodeStep(
             f"{name}-server", "vllm", target, vllm_service_spec(config, args.plan).model_dump(mode="json"),
             args.host_keys, secrets=pulumi.Output.secret(args.api_key.apply(vllm_secrets)),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=args.after),
+            sudo_password=args.sudo_password, opts=pulumi.ResourceOptions(parent=self, depends_on=args.after),
         )  # fmt: skip
         front_secrets = pulumi.Output.all(args.api_key, args.certificate).apply(
             lambda values: api_front_secrets(values[0], values[1] and tuple(values[1]))
         )
         front = NodeStep(
             f"{name}-front", "api-front", target, api_front_spec(config).model_dump(mode="json"),
-            args.host_keys, secrets=pulumi.Output.secret(front_secrets),
+            args.host_keys, secrets=pulumi.Output.secret(front_secrets), sudo_password=args.sudo_password,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
         )  # fmt: skip
         self.endpoint_url = front.id.apply(lambda _: endpoint_url(config))

@@ -31,7 +31,12 @@ def nvidia_preflight(spec: NvidiaSpec):
 
 @deploy("System packages")
 def system_packages(spec: SystemPackagesSpec):
-    operations.debs_installed(name="Install missing system packages from the controller's .debs", spec=spec)
+    if spec.debs_dir is None:
+        operations.debs_from_sources(
+            name="Install missing system packages from the node's apt sources", packages=spec.packages, proxy=spec.proxy
+        )
+    else:
+        operations.debs_installed(name="Install missing system packages from the controller's .debs", spec=spec)
 
 
 @deploy("Python runtime")

@@ -7,13 +7,14 @@ Checks that must stop a node before anything changes (Python version, NVIDIA dri
 
 from __future__ import annotations
 
+import base64
 import shlex
 from io import StringIO
 from pathlib import PurePosixPath
 
 from pyinfra import host
 from pyinfra.api import FunctionCommand, OperationError, operation
-from pyinfra.api.command import FileUploadCommand
+from pyinfra.api.command import StringCommand
 from pyinfra.operations import files
 
 from artifacts import manifest as manifests
@@ -67,6 +68,20 @@ def debs_installed(spec: SystemPackagesSpec):
     yield FunctionCommand(push_files, (spec.debs_dir, debs, DEBS_DIR, {}), {})
     # apt orders the local files itself; it wants absolute paths (and fails with --no-download).
     yield f"{_APT} install -y --no-install-recommends {_q(*(f'{DEBS_DIR}/{deb}' for deb in debs))}"
+
+
+@operation()
+def debs_from_sources(packages: tuple[str, ...], proxy: str | None = None):
+    """A node with a route out installs the missing packages from its own apt sources (through
+    `proxy`); its package index is refreshed only when something is missing."""
+    installed = host.get_fact(InstalledDebs)
+    missing = [package for package in packages if package not in installed]
+    if not missing:
+        host.noop(f"installed: {', '.join(packages)}")
+        return
+    through = f" -o Acquire::http::Proxy={_q(proxy)} -o Acquire::https::Proxy={_q(proxy)}" if proxy else ""
+    yield f"{_APT}{through} update"
+    yield f"{_APT}{through} install -y --no-install-recommends {_q(*missing)}"
 
 
 def missing_closure(missing: list[str], debs: dict[str, DebFile], installed: dict[str, str]) -> list[str]:
@@ -142,8 +157,9 @@ def _inside(name: str) -> bool:
 
 @operation()
 def venv_installed(spec: PythonEnvSpec):
-    """The venv holds exactly the locked package set (plus our plugin wheels), installed offline
-    from the pushed wheelhouse with hash checking; extra packages are removed.
+    """The venv holds exactly the locked package set (plus our plugin wheels), installed with hash
+    checking offline from the pushed wheelhouse, or from `spec.index` on a node with a route out;
+    extra packages are removed.
 
     The venv records the lock key and its `pip freeze --all` right after install, so a package
     changed by hand is seen (the freeze differs from the record) and repaired by the next run.
@@ -159,8 +175,8 @@ def venv_installed(spec: PythonEnvSpec):
     if venv is None:
         yield f"{_q(spec.interpreter)} -m venv {_q(spec.venv)}"
     yield (
-        f"{pip} install --quiet --no-index --only-binary=:all: --require-hashes --no-deps "
-        f"--find-links {_q(wheelhouse)} --requirement {_q(f'{wheelhouse}/{spec.lock_file}')}"
+        f"{pip} install --quiet --only-binary=:all: --require-hashes --no-deps {wheel_source(spec)} "
+        f"--requirement {_q(f'{wheelhouse}/{spec.lock_file}')}"
     )
     if spec.plugin_wheels:
         plugins = [f"{wheelhouse}/{wheel}" for wheel in spec.plugin_wheels]
@@ -173,6 +189,15 @@ def venv_installed(spec: PythonEnvSpec):
         f"{{ echo {_q(f'lock {spec.lock_key}')}; {_q(python)} -m pip freeze --all --disable-pip-version-check; }} "
         f"> {_q(record_file + '.new')} && mv {_q(record_file + '.new')} {_q(record_file)}"
     )
+
+
+def wheel_source(spec: PythonEnvSpec) -> str:
+    """pip's options for where the locked wheels come from: the index (through the proxy), or only
+    the pushed wheelhouse."""
+    if spec.index is None:
+        return f"--no-index --find-links {_q(spec.wheelhouse.destination)}"
+    proxy = f" --proxy {_q(spec.index.proxy)}" if spec.index.proxy else ""
+    return f"--index-url {_q(spec.index.url)}{proxy}"
 
 
 def freeze_names(freeze: list[str]) -> set[str]:
@@ -217,16 +242,19 @@ def readable_by_all(path: str):
 
 @operation()
 def secret_file(path: str, content: str, owner: str, mode: str, restart_marker: str):
-    """Writes a secret file atomically and with its final owner and mode: uploaded (SFTP, never argv
-    or a shell) beside it in its 0700 directory, then renamed over it. The node compares old and new
-    content itself, so no digest of a secret ever leaves it; a change leaves `restart_marker`."""
+    """Writes a secret file atomically and with its final owner and mode: streamed on the command's
+    stdin (never argv, never a world-readable upload in /tmp as pyinfra's sudo upload would make)
+    into a new file beside it, created under umask 077 in its 0700 directory, then renamed over it.
+    The node compares old and new content itself, so no digest of a secret ever leaves it; a
+    change leaves `restart_marker`. Base64 keeps the bytes exact (stdin lines gain newlines)."""
     file = PurePosixPath(path)
     upload = str(file.with_name(f".{file.name}.new"))
-    yield FileUploadCommand(StringIO(content), upload)
-    yield (
+    yield StringCommand(
+        f"umask 077 && base64 -d > {_q(upload)} && "
         f"chown {_q(f'{owner}:{owner}')} {_q(upload)} && chmod {_q(mode)} {_q(upload)} && "
         f"if cmp -s {_q(upload)} {_q(path)} && [ \"$(stat -c %U:%a {_q(path)})\" = {_q(f'{owner}:{int(mode, 8):o}')} ]; "
-        f"then rm -f {_q(upload)}; else mv -f {_q(upload)} {_q(path)} && touch {_q(restart_marker)}; fi"
+        f"then rm -f {_q(upload)}; else mv -f {_q(upload)} {_q(path)} && touch {_q(restart_marker)}; fi",
+        _stdin=base64.b64encode(content.encode()).decode(),
     )
 
 

@@ -41,6 +41,8 @@ class SshTarget(BaseModel):
     user: str
     port: int = Field(ge=1, le=65535)
     key_file: str
+    sudo: bool = False
+    """Every command and push goes through sudo (`deploys.sudo`): a login user that is not root."""
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,10 @@ class HostKeyPolicy:
 LAB_HOST_KEYS = HostKeyPolicy(known_hosts_file="/dev/null", strict="no")
 
 
-def connection_data(host: SshTarget, host_keys: HostKeyPolicy) -> dict:
-    """pyinfra host data for reaching `host` over SSH (also what `deploys.transfer` reads)."""
-    return {
+def connection_data(host: SshTarget, host_keys: HostKeyPolicy, sudo_password: bool = False) -> dict:
+    """pyinfra host data for reaching `host` over SSH (also what `deploys.transfer` reads); with
+    `sudo`, every operation and fact runs through sudo (`deploys.sudo` says how a password is given)."""
+    data = {
         "ssh_hostname": host.address,
         "ssh_user": host.user,
         "ssh_port": host.port,
@@ -64,6 +67,16 @@ def connection_data(host: SshTarget, host_keys: HostKeyPolicy) -> dict:
         "ssh_known_hosts_file": host_keys.known_hosts_file,
         "ssh_strict_host_key_checking": host_keys.strict,
     }
+    if host.sudo:
+        data["_sudo"] = True
+        if sudo_password:
+            data["_sudo_password"] = SUDO_PASSWORD_PLACEHOLDER
+    return data
+
+
+SUDO_PASSWORD_PLACEHOLDER = "given-in-askpass-file"
+"""What pyinfra puts in the command line where it would put the sudo password: our askpass
+program ignores it and reads the password from a private file (`deploys.sudo`)."""
 
 
 @dataclass
@@ -96,20 +109,22 @@ def run_deploy(
     log_name: str | None = None,
     per_host: dict[str, dict] | None = None,
     secrets: dict[str, str] | None = None,
+    sudo_password: str | None = None,
     **data,
 ) -> dict[str, HostResult]:
     """Runs `deploy_fn(**data)` on every host (in parallel), then `observe(host, **data)` on the
     hosts that succeeded; `per_host[name]` adds or replaces arguments for one host (its own
     plan). Arguments must pickle.
     `secrets`, when given, goes to the deploy alone as `secrets=`: never to `observe`, and to the
-    child only through its stdin, never its argv or log.
+    child only through its stdin, never its argv or log. `sudo_password` travels the same way, for
+    the hosts reached through sudo.
     `deploy_fn=None` only observes (what `pulumi refresh` needs).
 
     The child's log goes to `.cache/logs/provision/<log_name or host names>.log`.
     """
     arguments = {host.name: {**data, **(per_host or {}).get(host.name, {})} for host in hosts}
     request = {"hosts": hosts, "deploy_fn": deploy_fn, "observe": observe, "host_keys": host_keys,
-               "arguments": arguments, "secrets": secrets}  # fmt: skip
+               "arguments": arguments, "secrets": secrets, "sudo_password": sudo_password}  # fmt: skip
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log_path = LOG_DIR / f"{log_name or '-'.join(host.name for host in hosts)}.log"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))

@@ -35,6 +35,8 @@ JOURNAL_LINES = 40
 """Of a unit that did not become ready, shown in the error."""
 MODEL_DIRECTORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 """A model's folder name under the models root (the config's served name)."""
+URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/%-]*)?$")
+"""A plain http(s) URL: no credentials, query or anything a shell or a config line could read as more."""
 LOGIN_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 """A user or group name as useradd accepts it (never an option)."""
 
@@ -45,10 +47,13 @@ class Spec(BaseModel):
 
 class SystemPackagesSpec(Spec):
     packages: tuple[str, ...] = Field(description="Debian packages every node needs.")
-    debs_dir: str = Field(description="Controller folder holding the .deb files of `debs`.")
+    debs_dir: str | None = Field(
+        None, description="Controller folder holding the .deb files of `debs`; None: the node's own apt sources."
+    )
     debs: dict[str, DebFile] = Field(
         default_factory=dict, description="The packages and their dependency closure, downloaded once."
     )
+    proxy: str | None = Field(None, pattern=URL.pattern, description="apt's HTTP proxy, for the node's own sources.")
 
 
 class PythonRuntimeSpec(Spec):
@@ -76,8 +81,17 @@ class TreeSpec(Spec):
         return manifests.manifest_digest(self.entries)
 
 
+class PackageIndex(Spec):
+    """Where a node with a route out installs the locked wheels from (hashes still pinned by the lock)."""
+
+    url: str = Field(pattern=URL.pattern)
+    proxy: str | None = Field(None, pattern=URL.pattern)
+
+
 class PythonEnvSpec(Spec):
     wheelhouse: TreeSpec
+    """The pushed wheelhouse; with `index`, only the lock and our plugin wheels."""
+    index: PackageIndex | None = Field(None, description="Install from this index instead of the pushed wheels.")
     lock_key: str = Field(description="Names the lock the wheelhouse was built from.")
     lock_file: str = Field(description="The lock, relative to the wheelhouse.")
     plugin_wheels: tuple[str, ...] = Field((), description="Our own wheels, relative to the wheelhouse; installed --no-deps.")

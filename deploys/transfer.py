@@ -12,6 +12,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from deploys import sudo
+
 _CHUNK = 1 << 20
 
 
@@ -45,7 +47,7 @@ def push_files(state, host, source: str, files: list[str], destination: str, ext
     as "unexpected error") and returned as False.
     """
     try:
-        sent = _stream(host.data, Path(source), files, destination, extra)
+        sent = _stream(host, Path(source), files, destination, extra)
     except TransferError as error:
         host.data.transfer_error = f"push to {destination} failed: {error}"
         return False
@@ -53,8 +55,9 @@ def push_files(state, host, source: str, files: list[str], destination: str, ext
     return True
 
 
-def _stream(data, source: Path, files: list[str], destination: str, extra: dict[str, str]) -> int:
-    remote = f"mkdir -p {shlex.quote(destination)} && tar -C {shlex.quote(destination)} -xf - --no-same-owner"
+def _stream(host, source: Path, files: list[str], destination: str, extra: dict[str, str]) -> int:
+    untar = f"mkdir -p {shlex.quote(destination)} && tar -C {shlex.quote(destination)} -xf - --no-same-owner"
+    remote = sudo.as_root(host, untar)
     with tempfile.TemporaryDirectory(prefix="rvs-push-") as scratch:
         listing = Path(scratch) / "files"
         listing.write_bytes(b"".join(name.encode() + b"\0" for name in files))
@@ -69,7 +72,7 @@ def _stream(data, source: Path, files: list[str], destination: str, extra: dict[
         sent = 0
         with (
             subprocess.Popen(tar, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as packer,
-            subprocess.Popen(ssh_argv(data, remote), stdin=subprocess.PIPE, stderr=subprocess.PIPE) as ssh,
+            subprocess.Popen(ssh_argv(host.data, remote), stdin=subprocess.PIPE, stderr=subprocess.PIPE) as ssh,
         ):
             try:
                 while chunk := packer.stdout.read(_CHUNK):

@@ -23,6 +23,7 @@ from pyinfra.api.operations import run_ops  # noqa: E402
 from pyinfra.api.state import StateStage  # noqa: E402
 from pyinfra.context import ctx_host, ctx_state  # noqa: E402
 
+from deploys import sudo  # noqa: E402
 from deploys.runner import connection_data, resolve  # noqa: E402
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -51,16 +52,21 @@ def run(request: dict) -> dict[str, dict]:
     errors_log = HostErrorLog()
     logging.getLogger("pyinfra").addHandler(errors_log)
     started = time.monotonic()
-    inventory = Inventory(([(host.name, connection_data(host, request["host_keys"])) for host in hosts], {}))
+    sudo_password = request.get("sudo_password")
+    data = [(host.name, connection_data(host, request["host_keys"], bool(sudo_password))) for host in hosts]
+    inventory = Inventory((data, {}))
     state = State(inventory=inventory, config=Config(CONNECT_TIMEOUT=10))
 
     errors = _connect(state, errors_log)
     unreachable = set(errors)
+    errors.update(_prepare_sudo(state, sudo_password))
     if deploy_fn is not None:
         secrets = {} if request["secrets"] is None else {"secrets": request["secrets"]}
         deploy_arguments = {name: {**values, **secrets} for name, values in arguments.items()}
         errors.update(_apply(state, deploy_fn, deploy_arguments, errors_log))
     facts = _observe_all(state, observe, arguments, errors) if observe is not None else {}
+    for host in state.activated_hosts:
+        sudo.cleanup(host)
     seconds = round(time.monotonic() - started, 2)
     return {
         host.name: {
@@ -89,6 +95,20 @@ def _connect(state, errors_log: HostErrorLog) -> dict[str, str]:
             reason = "; ".join(errors_log.lines[host.name][-2:]) or "connection failed"
             target = f"{host.data.ssh_user}@{host.data.ssh_hostname}:{host.data.ssh_port}"
             errors[host.name] = f"cannot connect over SSH to {target}: {reason}"
+    return errors
+
+
+def _prepare_sudo(state, password: str | None) -> dict[str, str]:
+    """Readies sudo on the connected hosts that log in as another user; {name: why} for those
+    where it is refused (they stop here, before any fact or operation)."""
+    errors = {}
+    for host in list(state.active_hosts):
+        if host.data.get("_sudo"):
+            try:
+                sudo.prepare(host, password)
+            except sudo.SudoError as error:
+                errors[host.name] = str(error)
+                _fail(state, host)
     return errors
 
 

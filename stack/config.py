@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from artifacts.weights import HF_REPO_AT_REVISION
-from deploys.specs import LOGIN_NAME, MODEL_DIRECTORY
+from deploys.specs import LOGIN_NAME, MODEL_DIRECTORY, URL
 
 Port = Annotated[int, Field(ge=1, le=65535, description="A TCP port, 1-65535.")]
 GiB = Annotated[float, Field(gt=0, description="An amount of memory in GiB.")]
@@ -29,7 +29,7 @@ ServedName = Annotated[
     ),
 ]
 InterfaceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,15}$", description="A Linux interface name.")]
-Url = Annotated[str, Field(pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/%-]*)?$", description="An http(s) URL.")]
+Url = Annotated[str, Field(pattern=URL.pattern, description="An http(s) URL.")]
 
 
 class StrictModel(BaseModel):
@@ -52,6 +52,15 @@ class SshSettings(StrictModel):
         description="`ignore` only for lab hosts (`lab: true`), whose keys are new after every `lab up`, "
         "or with `security.allow_unverified_host_keys`.",
     )
+    sudo: bool | None = Field(
+        None,
+        description="Run every command on the host through sudo (password-less, or with the `sudo_password` "
+        "secret); on by default when `user` is not root.",
+    )
+
+    @property
+    def uses_sudo(self) -> bool:
+        return self.sudo if self.sudo is not None else self.user != "root"
 
 
 class HostConfig(StrictModel):
@@ -62,6 +71,11 @@ class HostConfig(StrictModel):
     accelerator: Literal["nvidia", "cpu"]
     gpus: list[Gpu] = []
     lab: bool = Field(False, description="A simulated host from `python -m lab up` (written by the lab only).")
+    route_out: bool = Field(
+        True,
+        description="The node reaches its own package sources (or `packages.proxy`): it installs the locked wheels "
+        "from `packages.index_url` and system packages with its apt; false: everything is pushed from the controller.",
+    )
 
     @property
     def stage_devices(self) -> int:
@@ -122,6 +136,13 @@ class NvidiaDriverInstall(StrictModel):
     packages: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.-]*=[A-Za-z0-9.+~:-]+$")]] = Field(
         min_length=1, description="Pinned `name=version`, e.g. cuda-drivers=580.65.06-1."
     )
+
+
+class PackagesConfig(StrictModel):
+    """Where nodes with a route out get packages; the lock's hashes pin every wheel whichever index serves it."""
+
+    index_url: Url = Field("https://pypi.org/simple", description="A PEP 503 index serving the lock's wheels (PyPI or a mirror).")
+    proxy: Url | None = Field(None, description="An HTTP proxy for pip and apt on nodes with a route out.")
 
 
 class SecurityConfig(StrictModel):
@@ -193,6 +214,7 @@ class StackConfig(StrictModel):
     model: ModelConfig
     parallelism: Parallelism = Parallelism()
     network: NetworkConfig = NetworkConfig()
+    packages: PackagesConfig = PackagesConfig()
     security: SecurityConfig = SecurityConfig()
     ports: Ports = Ports()
     ray: RaySettings = RaySettings()
@@ -202,6 +224,9 @@ class StackConfig(StrictModel):
     ray_token: SecretStr | None = None
     api_key: SecretStr | None = None
     hf_token: SecretStr | None = None
+    sudo_password: SecretStr | None = Field(
+        None, description="The SSH user's sudo password on hosts reached through sudo; password-less sudo needs none."
+    )
 
     @property
     def head(self) -> HostConfig:
@@ -213,4 +238,4 @@ class StackConfig(StrictModel):
         return self.hosts[0].accelerator
 
 
-SECRET_KEYS = ("ray_token", "api_key", "hf_token")
+SECRET_KEYS = ("ray_token", "api_key", "hf_token", "sudo_password")

@@ -8,7 +8,12 @@ from stack.config import HostConfig
 
 def ssh_target(host: HostConfig) -> SshTarget:
     return SshTarget(
-        name=host.name, address=str(host.address), user=host.ssh.user, port=host.ssh.port, key_file=str(host.ssh.key_file)
+        name=host.name,
+        address=str(host.address),
+        user=host.ssh.user,
+        port=host.ssh.port,
+        key_file=str(host.ssh.key_file),
+        sudo=host.ssh.uses_sudo,
     )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from artifacts import manifest as manifests
 from artifacts.debs import DebFiles
 from artifacts.packages.flavors import NODE_PYTHON_VERSION, get_flavor
 from artifacts.weights import ModelFiles
@@ -23,6 +24,7 @@ from deploys.layout import MODELS_ROOT, WHEELHOUSE_ROOT
 from deploys.specs import (
     FirewallSpec,
     ModelWeightsSpec,
+    PackageIndex,
     NvidiaDriverInstall,
     NvidiaSpec,
     PythonEnvSpec,
@@ -54,6 +56,8 @@ class NodeInputs:
     driver_install: NvidiaDriverInstall | None = None
     firewall: FirewallPolicy | None = None
     """The cluster's port rules and sources; None: no host firewall (`security.firewall: false`)."""
+    package_index: PackageIndex | None = None
+    """Where a node with a route out installs wheels from; None: it has none, wheels are pushed."""
     debs: DebFiles | None = None
     wheelhouse: WheelhouseFiles | None = None
     model: ModelFiles | None = None
@@ -69,6 +73,7 @@ class NodeInputs:
             env_overrides=config.network.env,
             driver_install=driver_install(config),
             firewall=firewall_policy(config),
+            package_index=package_index(config, host),
             **artifacts,
         )
 
@@ -84,6 +89,9 @@ def nvidia_spec(inputs: NodeInputs) -> NvidiaSpec:
 
 
 def system_packages_spec(inputs: NodeInputs) -> SystemPackagesSpec:
+    """A node with a route out installs from its own apt sources; others get the controller's .debs."""
+    if inputs.host.route_out:
+        return SystemPackagesSpec(packages=SYSTEM_PACKAGES, proxy=inputs.package_index.proxy)
     debs = inputs.debs
     return SystemPackagesSpec(packages=debs.packages, debs_dir=debs.debs_dir, debs=debs.debs)
 
@@ -99,15 +107,22 @@ def python_runtime_spec(_inputs: NodeInputs) -> PythonRuntimeSpec:
 
 
 def python_env_spec(inputs: NodeInputs) -> PythonEnvSpec:
+    """Pushes the whole wheelhouse to a node without a route out; a node with one gets only the
+    lock and our plugin wheels (on no index) and fetches the rest itself, hash-checked by the lock."""
     wheelhouse = inputs.wheelhouse
+    manifest = wheelhouse.manifest
+    if inputs.package_index is not None:
+        pushed = {wheelhouse.lock_file, *wheelhouse.plugin_wheels}
+        manifest = manifests.render({name: digest for name, digest in manifests.parse(manifest).items() if name in pushed})
     tree = TreeSpec(
         source=wheelhouse.path,
         destination=f"{WHEELHOUSE_ROOT}/{wheelhouse.key}",
-        manifest=wheelhouse.manifest,
+        manifest=manifest,
         verify_content=False,
     )
     return PythonEnvSpec(
         wheelhouse=tree,
+        index=inputs.package_index,
         lock_key=wheelhouse.key,
         lock_file=wheelhouse.lock_file,
         plugin_wheels=wheelhouse.plugin_wheels,
@@ -182,6 +197,13 @@ def steps_for(inputs: NodeInputs) -> tuple[StepDefinition, ...]:
 def node_specs(inputs: NodeInputs) -> dict[str, Spec]:
     """Each step of the host and its spec, in table order (every artifact known)."""
     return {step.name: step.build(inputs) for step in steps_for(inputs)}
+
+
+def package_index(config: StackConfig, host: HostConfig) -> PackageIndex | None:
+    """The configured index for a host with a route out (`route_out`), else None (everything pushed)."""
+    if not host.route_out:
+        return None
+    return PackageIndex(url=config.packages.index_url, proxy=config.packages.proxy)
 
 
 def driver_install(config: StackConfig) -> NvidiaDriverInstall | None:

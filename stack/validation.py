@@ -127,6 +127,7 @@ def check_stack(config: StackConfig) -> Iterator[tuple[str, str]]:
     yield from _check_unique_hosts(config.hosts)
     yield from _check_hosts_gpus(config.hosts)
     yield from _check_ssh_keys(config.hosts)
+    yield from _check_sudo(config.hosts)
     yield from _check_subnet(config)
     yield from _check_ports(config)
     yield from _check_model_source(config)
@@ -308,6 +309,16 @@ def _check_ssh_keys(hosts: list[HostConfig]) -> Iterator[tuple[str, str]]:
             yield (
                 f"hosts[{index}].ssh.key_file",
                 f"{host.ssh.key_file} does not exist; point it at the private key that logs in to {host.name}",
+            )
+
+
+def _check_sudo(hosts: list[HostConfig]) -> Iterator[tuple[str, str]]:
+    for index, host in enumerate(hosts):
+        if host.ssh.user != "root" and not host.ssh.uses_sudo:
+            yield f"hosts[{index}].ssh.sudo", (
+                f"{host.ssh.user} is not root, and the stack writes /opt, /etc and /var and manages systemd units "
+                f"on {host.name}: remove `sudo: false` (the user needs password-less sudo, or set the secret "
+                "`pulumi config set --secret sudo_password <password>`), or log in as root"
             )
 
 

@@ -55,6 +55,8 @@ def render(command) -> object:
     if isinstance(command, str):  # operations may yield plain strings; pyinfra wraps them
         return command
     if isinstance(command, StringCommand):
+        if "_stdin" in command.connector_arguments:  # what the command reads: compared, never in its text
+            return {"command": command.get_raw_value(), "stdin": command.connector_arguments["_stdin"]}
         return command.get_raw_value()
     if isinstance(command, FunctionCommand):
         return {"call": command.function.__name__, "args": json.loads(json.dumps(command.args))}

@@ -7,6 +7,7 @@ from tests.deploys.harness import check_operation_case, load_cases
 
 OPERATIONS = [
     "debs_installed",
+    "debs_from_sources",
     "python_version",
     "tree_synced",
     "venv_installed",
@@ -14,6 +15,7 @@ OPERATIONS = [
     "readable_by_all",
     "runtime_env_file",
     "nvidia_driver",
+    "secret_file",
 ]
 CASES = [(name, case) for name in OPERATIONS for case in load_cases(f"{name}.json")]
 
