@@ -90,7 +90,7 @@ def nvidia_spec(inputs: NodeInputs) -> NvidiaSpec:
 
 def system_packages_spec(inputs: NodeInputs) -> SystemPackagesSpec:
     """A node with a route out installs from its own apt sources; others get the controller's .debs."""
-    if inputs.host.route_out:
+    if inputs.package_index is not None:
         return SystemPackagesSpec(packages=SYSTEM_PACKAGES, proxy=inputs.package_index.proxy)
     debs = inputs.debs
     return SystemPackagesSpec(packages=debs.packages, debs_dir=debs.debs_dir, debs=debs.debs)

@@ -156,10 +156,8 @@ def model_layer_count(config: StackConfig) -> int | None:
 def _plaintext_secrets(raw: dict[str, Any], secret_keys: set[str]) -> Iterator[str]:
     for key in SECRET_KEYS:
         if key in raw and key not in secret_keys:
-            yield (
-                f"{key}: given in plain text; store it encrypted with "
-                f"`pulumi config set --secret {key} <value>` (or remove it to have one generated)"
-            )
+            generated = " (or remove it to have one generated)" if key in ("ray_token", "api_key") else ""
+            yield f"{key}: given in plain text; store it encrypted with `pulumi config set --secret {key} <value>`{generated}"
 
 
 def _control_characters(raw: Any, hosts_source: str, location: tuple = ()) -> Iterator[str]:

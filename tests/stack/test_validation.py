@@ -174,3 +174,25 @@ def test_driver_install_needs_its_signing_key(raw_config, tmp_path):
         f"nvidia_driver_install.signing_key_file: {tmp_path / 'none.asc'} does not exist; "
         "save the repository's ASCII-armored key there"
     ]
+
+
+def test_a_login_user_that_is_not_root_goes_through_sudo_and_cannot_turn_it_off(raw_config):
+    raw_config["hosts"][0]["ssh"]["user"] = "ubuntu"
+    config = load_stack_config(copy.deepcopy(raw_config), set(), REPO_ROOT)
+    assert [host.ssh.uses_sudo for host in config.hosts] == [True, False]  # ubuntu: sudo; root: none
+    raw_config["hosts"][0]["ssh"]["sudo"] = False
+    assert problems_of(raw_config) == [
+        "hosts[0].ssh.sudo: ubuntu is not root, and the stack writes /opt, /etc and /var and manages systemd units "
+        "on lab1: remove `sudo: false` (the user needs password-less sudo, or set the secret "
+        "`pulumi config set --secret sudo_password <password>`), or log in as root"
+    ]
+
+
+def test_the_sudo_password_is_a_secret_and_is_never_shown(raw_config):
+    raw_config["sudo_password"] = "correct horse battery"
+    assert problems_of(raw_config) == [
+        "sudo_password: given in plain text; store it encrypted with "
+        "`pulumi config set --secret sudo_password <value>`"
+    ]
+    config = load_stack_config(raw_config, {"sudo_password"}, REPO_ROOT)
+    assert config.sudo_password.get_secret_value() == "correct horse battery"
