@@ -11,6 +11,7 @@ from pyinfra.api import FactBase
 
 from artifacts.manifest import MANIFEST_NAME
 from deploys.layout import VENV_RECORD_NAME
+from deploys.platforms import PACKAGE_TOOLS
 
 _SECTION = "--ray-vllm-stack--"
 
@@ -24,25 +25,6 @@ def _sections(output: list[str]) -> list[list[str]]:
         else:
             parts[-1].append(line)
     return parts
-
-
-class OsRelease(FactBase[dict]):
-    """`/etc/os-release` as a dict: ID, VERSION_ID, PRETTY_NAME..."""
-
-    @staticmethod
-    def default() -> dict:
-        return {}
-
-    def command(self) -> str:
-        return "cat /etc/os-release 2>/dev/null || true"
-
-    def process(self, output: list[str]) -> dict:
-        release = {}
-        for line in output:
-            key, sep, value = line.partition("=")
-            if sep:
-                release[key.strip()] = value.strip().strip('"')
-        return release
 
 
 class CpuCount(FactBase[int]):
@@ -90,6 +72,10 @@ class Ipv4Addresses(FactBase[list]):
         return addresses
 
 
+def _python_version(interpreter: str) -> str:
+    return f"{shlex.quote(interpreter)} -c 'import platform; print(platform.python_version())'"
+
+
 class PythonVersion(FactBase[str | None]):
     """The interpreter's full version (`3.11.2`), or None when it is not installed."""
 
@@ -97,7 +83,7 @@ class PythonVersion(FactBase[str | None]):
         return interpreter
 
     def command(self, interpreter: str = "python3") -> str:
-        return f"{shlex.quote(interpreter)} -c 'import platform; print(platform.python_version())'"
+        return _python_version(interpreter)
 
     def process(self, output: list[str]) -> str:
         return output[0].strip()
@@ -213,35 +199,91 @@ class ModelDirectories(FactBase[list]):
         return [line for line in output if line]
 
 
-class NvidiaSmi(FactBase[dict | None]):
-    """GPUs, driver and CUDA version from nvidia-smi; None when nvidia-smi is not installed.
+class HostPlatform(FactBase[dict]):
+    """What the node is, in one probe: the OS release, arch, glibc, package tools, the OS's python3
+    and the NVIDIA driver, so the preflights decide from facts rather than assume one OS.
 
-    {"gpus": [{"name", "memory_mib", "driver"}], "driver": str, "cuda": str | None, "error": str | None}
-    `error` holds nvidia-smi's own words when it is installed but cannot talk to the driver.
+    {"os": {"id", "version_id", "codename", "name", "pretty_name"}, "arch": str, "glibc": str | None,
+     "package_tools": [...], "python": str | None, "nvidia": see `parse_nvidia_smi` | None (no nvidia-smi)}
     """
 
-    def requires_command(self) -> str:
-        return "nvidia-smi"
-
     def command(self) -> str:
+        tools = " ".join(PACKAGE_TOOLS)
         return (
+            f"cat /etc/os-release 2>/dev/null; echo {_SECTION}; uname -m; echo {_SECTION}; "
+            f"getconf GNU_LIBC_VERSION 2>/dev/null; ldd --version 2>/dev/null | head -n 1; echo {_SECTION}; "
+            f"for tool in {tools}; do command -v $tool >/dev/null 2>&1 && echo $tool; done; echo {_SECTION}; "
+            f"{_python_version('python3')} 2>/dev/null; "
+            f"if command -v nvidia-smi >/dev/null 2>&1; then echo {_SECTION}; "
             "nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader,nounits 2>&1; "
-            f"echo {_SECTION}; nvidia-smi 2>/dev/null | grep -o 'CUDA Version: *[0-9.]*' || true"
+            f"echo {_SECTION}; nvidia-smi 2>/dev/null; fi; true"
         )
 
     def process(self, output: list[str]) -> dict:
-        gpu_lines, cuda_lines = (_sections(output) + [[]])[:2]
-        gpus, errors = [], []
-        for line in gpu_lines:
-            fields = [field.strip() for field in line.split(",")]
-            if len(fields) == 3 and fields[1].isdigit():
-                gpus.append({"name": fields[0], "memory_mib": int(fields[1]), "driver": fields[2]})
-            elif line.strip():
-                errors.append(line.strip())
-        cuda = cuda_lines[0].split(":")[1].strip() if cuda_lines else None
+        sections = _sections(output)
+        parts = sections + [[]] * (7 - len(sections))
+        release = parse_os_release(parts[0])
         return {
-            "gpus": gpus,
-            "driver": gpus[0]["driver"] if gpus else None,
-            "cuda": cuda,
-            "error": "; ".join(errors) or None,
+            "os": {
+                "id": release.get("ID"),
+                "version_id": release.get("VERSION_ID"),
+                "codename": release.get("VERSION_CODENAME"),
+                "name": release.get("NAME"),
+                "pretty_name": release.get("PRETTY_NAME"),
+            },
+            "arch": parts[1][0].strip() if parts[1] else None,
+            "glibc": parse_glibc(parts[2]),
+            "package_tools": [line for line in parts[3] if line in PACKAGE_TOOLS],
+            "python": parts[4][0].strip() if parts[4] else None,
+            "nvidia": parse_nvidia_smi(parts[5], parts[6]) if len(sections) > 5 else None,
         }
+
+
+def parse_os_release(lines: list[str]) -> dict:
+    """`/etc/os-release` as a dict (quotes removed, comments and blank lines skipped)."""
+    release = {}
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep and not key.lstrip().startswith("#"):
+            release[key.strip()] = value.strip().strip("\"'")
+    return release
+
+
+_GLIBC = re.compile(r"^(?:glibc (\d+\.\d+)|ldd \(.*\) (\d+\.\d+))\s*$")
+
+
+def parse_glibc(lines: list[str]) -> str | None:
+    """The glibc version from `getconf GNU_LIBC_VERSION` (`glibc 2.36`) or the first line of
+    `ldd --version` (`ldd (Debian GLIBC 2.36-9+deb12u14) 2.36`); None on musl or without either."""
+    for line in lines:
+        match = _GLIBC.match(line.strip())
+        if match:
+            return match[1] or match[2]
+    return None
+
+
+_CUDA = re.compile(r"CUDA (?:UMD )?Version:\s*(\d+(?:\.\d+)*)")
+"""The highest CUDA the driver runs, from nvidia-smi's header (`CUDA UMD Version` from R610 on)."""
+
+
+def parse_nvidia_smi(query: list[str], plain: list[str]) -> dict:
+    """GPUs, driver and the CUDA version it supports, from `nvidia-smi --query-gpu=name,
+    memory.total,driver_version --format=csv,noheader,nounits` and plain `nvidia-smi`.
+
+    {"gpus": [{"name", "memory_mib", "driver"}], "driver": str | None, "cuda": str | None, "error": str | None}
+    `error` holds nvidia-smi's own words when it is installed but cannot talk to the driver.
+    """
+    gpus, errors = [], []
+    for line in query:
+        fields = [field.strip() for field in line.split(",")]
+        if len(fields) == 3 and fields[1].isdigit():
+            gpus.append({"name": fields[0], "memory_mib": int(fields[1]), "driver": fields[2]})
+        elif line.strip():
+            errors.append(line.strip())
+    cuda = next((match[1] for match in map(_CUDA.search, plain) if match), None)
+    return {
+        "gpus": gpus,
+        "driver": gpus[0]["driver"] if gpus else None,
+        "cuda": cuda,
+        "error": "; ".join(errors) or None,
+    }

@@ -12,11 +12,17 @@ from deploys import operations
 from deploys.specs import (
     ModelWeightsSpec,
     NvidiaSpec,
+    PlatformSpec,
     PythonEnvSpec,
     PythonRuntimeSpec,
     RuntimeEnvSpec,
     SystemPackagesSpec,
 )
+
+
+@deploy("OS preflight")
+def os_preflight(spec: PlatformSpec):
+    operations.os_platform(name="Check that the node runs a supported OS release and arch", spec=spec)
 
 
 @deploy("NVIDIA preflight")

@@ -10,11 +10,10 @@ from pyinfra.facts.files import FileContents, Sha256File
 from artifacts import manifest as manifests
 from deploys.facts import (
     CpuCount,
+    HostPlatform,
     InstalledDebs,
     Ipv4Addresses,
     MemoryBytes,
-    NvidiaSmi,
-    OsRelease,
     PythonVersion,
     SyncedTree,
     VenvPackages,
@@ -23,6 +22,7 @@ from deploys.runtime_env import parse_env_file
 from deploys.specs import (
     ModelWeightsSpec,
     NvidiaSpec,
+    PlatformSpec,
     PythonEnvSpec,
     PythonRuntimeSpec,
     RuntimeEnvSpec,
@@ -31,21 +31,30 @@ from deploys.specs import (
 
 
 def host_facts(host: Host) -> dict:
-    release = host.get_fact(OsRelease)
+    platform = host.get_fact(HostPlatform)
+    release = platform["os"]
     return {
-        "os": release.get("PRETTY_NAME") or release.get("ID"),
-        "os_id": release.get("ID"),
-        "os_version": release.get("VERSION_ID"),
-        "python": host.get_fact(PythonVersion),
+        "os": release["pretty_name"] or release["id"],
+        "os_id": release["id"],
+        "os_version": release["version_id"],
+        "os_codename": release["codename"],
+        "arch": platform["arch"],
+        "glibc": platform["glibc"],
+        "python": platform["python"],
         "cpus": host.get_fact(CpuCount),
         "memory_bytes": host.get_fact(MemoryBytes),
         "addresses": host.get_fact(Ipv4Addresses),
-        "nvidia": host.get_fact(NvidiaSmi),
+        "nvidia": platform["nvidia"],
     }
 
 
+def os_platform(host: Host, spec: PlatformSpec) -> dict:
+    platform = host.get_fact(HostPlatform)
+    return {"os_id": platform["os"]["id"], "os_version": platform["os"]["version_id"], "arch": platform["arch"]}
+
+
 def nvidia_driver(host: Host, spec: NvidiaSpec) -> dict:
-    smi = host.get_fact(NvidiaSmi) or {}
+    smi = host.get_fact(HostPlatform)["nvidia"] or {}
     return {"driver": smi.get("driver"), "cuda": smi.get("cuda"), "gpus": smi.get("gpus") or []}
 
 

@@ -1,7 +1,7 @@
 """Operations: compare a node's facts with the desired state and yield the commands that close the
 gap, or `host.noop(<why nothing to do>)`. Every shell argument is quoted.
 
-Checks that must stop a node before anything changes (Python version, NVIDIA driver) raise
+Checks that must stop a node before anything changes (OS release, Python version, NVIDIA driver) raise
 `OperationError` while pyinfra prepares the operations, i.e. before any command runs.
 """
 
@@ -21,21 +21,23 @@ from artifacts import manifest as manifests
 from artifacts.manifest import MANIFEST_NAME
 from artifacts.packages.lockfile import normalize_name
 from deploys.facts import (
+    HostPlatform,
     InstalledDebs,
     Ipv4Addresses,
     ModelDirectories,
-    NvidiaSmi,
     PythonVersion,
     SyncedTree,
     UnreadableFiles,
     VenvPackages,
 )
 from deploys.layout import DEBS_DIR, MODELS_ROOT, NVIDIA_KEYRING, NVIDIA_SOURCE_LIST, VENV_RECORD_NAME
+from deploys.platforms import describe, platform_problem
 from deploys.runtime_env import render_env_file, runtime_env
 from deploys.specs import (
     MODEL_DIRECTORY,
     DebFile,
     NvidiaDriverInstall,
+    PlatformSpec,
     PythonEnvSpec,
     RuntimeEnvSpec,
     SystemPackagesSpec,
@@ -269,12 +271,26 @@ def runtime_env_file(spec: RuntimeEnvSpec):
 
 
 @operation()
+def os_platform(spec: PlatformSpec):
+    """Preflight: the node runs a supported OS release and arch (and the one the inventory declares),
+    checked before anything on it changes: an unsupported node fails here in one sentence rather
+    than halfway through installing."""
+    found = host.get_fact(HostPlatform)
+    problem = platform_problem(found, spec.declared, spec.supported, spec.arches)
+    if problem is not None:
+        raise OperationError(f"os preflight failed: {problem}")
+    host.noop(f"{describe(found)} is supported")
+    yield from ()
+
+
+@operation()
 def nvidia_driver(min_driver: str, cuda: str, install: NvidiaDriverInstall | None = None):
     """Preflight: a driver new enough for the pinned torch's CUDA; without one, installs the
     configured pinned driver, or fails before anything on the node changed."""
-    problem = driver_problem(host.get_fact(NvidiaSmi), min_driver, cuda)
+    smi = host.get_fact(HostPlatform)["nvidia"]
+    problem = driver_problem(smi, min_driver, cuda)
     if problem is None:
-        host.noop(f"NVIDIA driver is >= {min_driver} (CUDA {cuda})")
+        host.noop(f"NVIDIA {_driver(smi)} is >= {min_driver}, runs CUDA {cuda}")
         return
     if install is None:
         raise OperationError(
@@ -290,14 +306,21 @@ def nvidia_driver(min_driver: str, cuda: str, install: NvidiaDriverInstall | Non
 
 
 def driver_problem(smi: dict | None, min_driver: str, cuda: str) -> str | None:
-    """Why the node's driver cannot run CUDA `cuda`, or None when it can."""
+    """Why the node's driver cannot run CUDA `cuda`, or None when it can. The driver's own CUDA
+    version (nvidia-smi's header) is named beside its version: it is what users compare."""
     if smi is None:
         return "nvidia-smi not found"
     if smi["error"] or not smi["driver"]:
         return f"nvidia-smi failed: {smi['error'] or 'no GPU listed'}"
     if _version(smi["driver"]) < _version(min_driver):
-        return f"driver {smi['driver']} is older than {min_driver}, the minimum for CUDA {cuda} (the pinned torch build)"
+        return f"{_driver(smi)} is older than {min_driver}, the minimum for CUDA {cuda} (the pinned torch build)"
+    if smi["cuda"] and _version(smi["cuda"]) < _version(cuda):
+        return f"{_driver(smi)} runs CUDA up to {smi['cuda']}, older than CUDA {cuda} (the pinned torch build)"
     return None
+
+
+def _driver(smi: dict) -> str:
+    return f"driver {smi['driver']} (CUDA {smi['cuda'] or 'not reported'})"
 
 
 def _version(text: str) -> tuple[int, ...]:

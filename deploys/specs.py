@@ -29,6 +29,7 @@ from deploys.layout import (
     UNIT_DIR,
     VENV,
 )
+from deploys.platforms import PLATFORM_KEYS, SUPPORTED_ARCHES, PlatformKey
 
 PINNED_DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]*=[A-Za-z0-9.+~:-]+$")
 JOURNAL_LINES = 40
@@ -159,6 +160,15 @@ class NvidiaDriverInstall(Spec):
         if loose:
             raise ValueError(f"pin every package as name=version: {', '.join(loose)}")
         return packages
+
+
+class PlatformSpec(Spec):
+    """The OS preflight: the releases and arches the node may run (`deploys.platforms`), and the one
+    the inventory declares for it, if any. The table is part of the spec so a change re-checks nodes."""
+
+    supported: tuple[PlatformKey, ...] = PLATFORM_KEYS
+    arches: tuple[str, ...] = SUPPORTED_ARCHES
+    declared: PlatformKey | None = None
 
 
 class NvidiaSpec(Spec):

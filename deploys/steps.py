@@ -14,6 +14,7 @@ from deploys.specs import (
     FirewallSpec,
     ModelWeightsSpec,
     NvidiaSpec,
+    PlatformSpec,
     PythonEnvSpec,
     PythonRuntimeSpec,
     RuntimeEnvSpec,
@@ -43,6 +44,7 @@ STEPS: dict[str, Step] = {
     step.name: step
     for step in (
         Step("facts", None, "deploys.observe:host_facts", None, repairs_drift=False),
+        Step("os-preflight", "deploys.node:os_preflight", "deploys.observe:os_platform", PlatformSpec),
         Step("nvidia-preflight", "deploys.node:nvidia_preflight", "deploys.observe:nvidia_driver", NvidiaSpec),
         Step("system-packages", "deploys.node:system_packages", "deploys.observe:system_packages", SystemPackagesSpec),
         Step(

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from artifacts.weights import HF_REPO_AT_REVISION
+from deploys.platforms import PlatformKey
 from deploys.specs import LOGIN_NAME, MODEL_DIRECTORY, URL
 
 Port = Annotated[int, Field(ge=1, le=65535, description="A TCP port, 1-65535.")]
@@ -75,6 +76,11 @@ class HostConfig(StrictModel):
         True,
         description="The node reaches its own package sources (or `packages.proxy`): it installs the locked wheels "
         "from `packages.index_url` and system packages with its apt; false: everything is pushed from the controller.",
+    )
+    os: PlatformKey | None = Field(
+        None,
+        description="The OS release the host runs (`debian-12`, `ubuntu-24.04`, ...), when known: "
+        "checked at preview against the supported ones, and at `up` against the node.",
     )
 
     @property

@@ -27,6 +27,7 @@ from deploys.specs import (
     PackageIndex,
     NvidiaDriverInstall,
     NvidiaSpec,
+    PlatformSpec,
     PythonEnvSpec,
     PythonRuntimeSpec,
     RuntimeEnvSpec,
@@ -79,6 +80,11 @@ class NodeInputs:
 
     def model_path(self) -> str:
         return str(PurePosixPath(self.models_root) / self.served_name)
+
+
+def platform_spec(inputs: NodeInputs) -> PlatformSpec:
+    """The OS preflight against `deploys.platforms`' table and the host's declared `os`."""
+    return PlatformSpec(declared=inputs.host.os)
 
 
 def nvidia_spec(inputs: NodeInputs) -> NvidiaSpec:
@@ -171,6 +177,7 @@ class StepDefinition:
 
 
 NODE_STEPS: tuple[StepDefinition, ...] = (
+    StepDefinition("os-preflight", platform_spec),
     StepDefinition("nvidia-preflight", nvidia_spec, accelerator="nvidia"),
     StepDefinition("system-packages", system_packages_spec, needs=("debs",)),
     # Before any service opens a port; nft comes with the system packages.

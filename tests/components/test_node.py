@@ -20,6 +20,7 @@ from stack.node_steps import NodeInputs, steps_for
 MODEL_MANIFEST = manifests.render({"config.json": "a" * 64, "model.safetensors": "b" * 64})
 OBSERVED = {
     "facts": {"python": "3.11.2", "cpus": 2, "nvidia": None},
+    "os-preflight": {"os_id": "debian", "os_version": "12", "arch": "x86_64"},
     "nvidia-preflight": {"driver": "580.82.07", "cuda": "13.0", "gpus": []},
     "system-packages": {"missing": []},
     "python-runtime": {"version": "3.11.2"},
@@ -99,11 +100,12 @@ def node_args(tmp_path, accelerator="cpu") -> NodeArgs:
     )
 
 
-CPU_STEPS = ["system-packages", "python-runtime", "python-env", "model-weights", "runtime-env"]
+CPU_STEPS = ["os-preflight", "system-packages", "python-runtime", "python-env", "model-weights", "runtime-env"]
 
 
 CPU_STEPS_AFTER = {
-    "system-packages": ["facts"],
+    "os-preflight": ["facts"],
+    "system-packages": ["os-preflight"],
     "python-runtime": ["system-packages"],
     "python-env": ["python-runtime"],
     "model-weights": ["python-runtime"],  # in parallel with python-env
@@ -162,7 +164,7 @@ def test_outputs(mocks, tmp_path):
         assert runtime_env == OBSERVED["runtime-env"]["env"]
         assert venv == "/opt/ray-vllm-stack/venv"
         assert model_path == "/var/lib/ray-vllm-stack/models/tiny-qwen2"
-        assert pushed == 5 * 6
+        assert pushed == 5 * (1 + len(CPU_STEPS))  # 5 from the facts and from each step
 
     return pulumi.Output.all(node.fingerprint, node.runtime_env, node.venv_path, node.model_path, node.pushed_bytes).apply(
         check
@@ -196,14 +198,19 @@ def test_firewall_comes_right_after_the_system_packages(mocks, tmp_path):
 
 
 @pulumi.runtime.test
-def test_nvidia_node_starts_with_the_preflight(mocks, tmp_path):
+def test_nvidia_node_starts_with_the_preflights(mocks, tmp_path):
     node = Node("lab1", node_args(tmp_path, accelerator="nvidia"))
 
     def check(_):
         registrations = mocks.monitor.registrations
         preflight = mocks.inputs["lab1-nvidia-preflight"]["spec"]
         assert preflight == {"min_driver": "580.65.06", "cuda": "13.0"}  # None values are not sent
-        assert any(dep.endswith("::lab1-facts") for dep in registrations["lab1-nvidia-preflight"]["dependencies"])
+        assert mocks.inputs["lab1-os-preflight"]["spec"] == {
+            "supported": ["debian-12", "debian-13", "ubuntu-22.04", "ubuntu-24.04"],
+            "arches": ["x86_64"],
+        }
+        preflight_after = registrations["lab1-nvidia-preflight"]["dependencies"]
+        assert any(dep.endswith("::lab1-os-preflight") for dep in preflight_after)
         assert any(dep.endswith("::lab1-nvidia-preflight") for dep in registrations["lab1-system-packages"]["dependencies"])
 
     return node.pushed_bytes.apply(check)  # resolves once every step is registered

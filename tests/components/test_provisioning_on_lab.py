@@ -1,7 +1,7 @@
 """Provisioning against two lab hosts, step by step the way `pulumi up` and `pulumi refresh` call
 the providers: provision, identical fingerprints, a no-op second run, each drift found by a
 refresh and repaired by the next apply on that node only, an unreachable host, a checksum
-mismatch, the NVIDIA preflight on a CPU host."""
+mismatch, the OS preflight against a declared release, the NVIDIA preflight on a CPU host."""
 
 from __future__ import annotations
 
@@ -13,15 +13,16 @@ import pytest
 from artifacts import manifest as manifests
 from components.provisioning import StepError, apply_step, observe_step, step_changes, step_inputs
 from deploys.layout import VENV
+from deploys.platforms import PLATFORM_KEYS
 from stack.config import HostConfig, NetworkConfig
 from stack.fingerprint import fingerprint, mismatches
 from stack.hosts import host_key_policy, ssh_target
-from stack.node_steps import NodeInputs, nvidia_spec, steps_for
+from stack.node_steps import NodeInputs, nvidia_spec, platform_spec, steps_for
 from tests.support.lab_nodes import EXTRA_PACKAGE, reset_provisioning, run_on
 
 pytestmark = pytest.mark.lab
 
-STEPS = ("facts", "system-packages", "python-runtime", "python-env", "model-weights", "runtime-env")
+STEPS = ("facts", "os-preflight", "system-packages", "python-runtime", "python-env", "model-weights", "runtime-env")
 """The host's facts, then a CPU host's steps of `stack.node_steps.NODE_STEPS` in order."""
 
 
@@ -160,6 +161,24 @@ def test_checksum_mismatch_names_file_and_node(lab_nodes, node_specs_on_lab, tmp
         assert "checksum mismatch in /var/lib/ray-vllm-stack/models/checksum-test: weights.bin" in message
     finally:
         run_on("lab2", "rm -rf /var/lib/ray-vllm-stack/models/checksum-test")
+
+
+def test_os_preflight_holds_a_lab_host_to_its_declared_release(lab_nodes):
+    """Declared as what it runs, the host passes; declared as another release, it fails naming both."""
+    found = run_on("lab1", ". /etc/os-release && echo $ID-$VERSION_ID").strip()
+    other = next(key for key in PLATFORM_KEYS if key != found)
+    for declared in (found, other):
+        lab1 = HostConfig.model_validate({**lab_nodes[0].model_dump(), "os": declared})
+        spec = platform_spec(NodeInputs(lab1, NetworkConfig(), "tiny-qwen2")).model_dump(mode="json")
+        step = step_inputs("os-preflight", ssh_target(lab1), spec, host_key_policy(lab1))
+        if declared == found:
+            assert apply_step(step)["observed"]["arch"] == "x86_64"
+            continue
+        with pytest.raises(StepError) as failed:
+            apply_step(step)
+        assert str(failed.value).startswith(
+            f"os-preflight on lab1: os preflight failed: the inventory declares os: {other}, but the node runs "
+        )
 
 
 def test_nvidia_preflight_fails_on_a_lab_host_before_any_change(lab_nodes):

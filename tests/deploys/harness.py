@@ -17,6 +17,10 @@ from pyinfra.api import Config, FileUploadCommand, FunctionCommand, OperationErr
 from pyinfra.context import ctx_host, ctx_state
 
 CASES = Path(__file__).parent / "cases"
+FIXTURES = Path(__file__).parent / "fixtures"
+"""Real outputs of the commands facts run (see its README for where each came from)."""
+SECTION = "--ray-vllm-stack--"
+"""The line multi-part fact commands print between their parts."""
 
 
 class FakeHost:

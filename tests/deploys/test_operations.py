@@ -16,6 +16,7 @@ OPERATIONS = [
     "runtime_env_file",
     "nvidia_driver",
     "secret_file",
+    "os_platform",
 ]
 CASES = [(name, case) for name in OPERATIONS for case in load_cases(f"{name}.json")]
 

@@ -37,7 +37,9 @@ def test_preview_of_the_dev_stack_lists_its_resources_without_reaching_hosts(
     steps = pulumi_project.preview_steps()
     assert {step["op"] for step in steps} == {"create"}
     created = {(step["type"], step["name"]) for step in steps}
-    node_steps = ("system-packages", "firewall", "python-runtime", "python-env", "model-weights", "runtime-env")
+    node_steps = (
+        "os-preflight", "system-packages", "firewall", "python-runtime", "python-env", "model-weights", "runtime-env"
+    )  # fmt: skip
     assert created == {
         ("pulumi:pulumi:Stack", "ray-vllm-stack-dev"),
         ("ray-vllm-stack:index:ClusterSecrets", "cluster"),

@@ -57,6 +57,20 @@ def test_unknown_accelerator(raw_config):
     assert problems_of(raw_config) == ["hosts[0].accelerator: unknown value 'tpu'; use one of: nvidia, cpu"]
 
 
+def test_declared_os_is_one_of_the_supported_platforms(raw_config):
+    """Checked at preview; the node's preflight then holds the node to it."""
+    from stack.node_steps import NodeInputs, platform_spec
+
+    raw_config["hosts"][0]["os"] = "ubuntu-24.04"
+    config = load_stack_config(raw_config, set(), REPO_ROOT)
+    assert [host.os for host in config.hosts] == ["ubuntu-24.04", None]
+    assert platform_spec(NodeInputs(config.hosts[0], config.network, "m")).declared == "ubuntu-24.04"
+    raw_config["hosts"][1]["os"] = "rocky-9"
+    assert problems_of(raw_config) == [
+        "hosts[1].os: unknown value 'rocky-9'; use one of: debian-12, debian-13, ubuntu-22.04, ubuntu-24.04"
+    ]
+
+
 def test_missing_ssh_key(raw_config, tmp_path):
     raw_config["hosts"][1]["ssh"]["key_file"] = str(tmp_path / "absent")
     assert problems_of(raw_config) == [
