@@ -24,9 +24,9 @@ from deploys.layout import MODELS_ROOT, WHEELHOUSE_ROOT
 from deploys.specs import (
     FirewallSpec,
     ModelWeightsSpec,
-    PackageIndex,
     NvidiaDriverInstall,
     NvidiaSpec,
+    PackageIndex,
     PlatformSpec,
     PythonEnvSpec,
     PythonRuntimeSpec,
