@@ -63,10 +63,14 @@ Storage=volatile
 RuntimeMaxUse=16M
 """
 # Timers and one-shot jobs that would reach for a network the hosts do not have or touch disks
-# they do not own.
+# they do not own. systemd-modules-load: the kernel is the machine's, and hosts have no
+# /lib/modules of it; systemd 257 (trixie) runs the unit in the lab's namespaces (its conditions
+# hold: CAP_SYS_MODULE, a non-empty /etc/modules-load.d), libkmod fails ("Operation not
+# supported") and the host boots "degraded". Masked in every suite: no host may load modules.
 MASKED_UNITS = (
     "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer",
     "e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer",
+    "systemd-modules-load.service",
 )
 _SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 
