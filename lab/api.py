@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from lab import cgroups, host, inventory, mounts, network, preflight, rootfs, ssh, state
 from lab.errors import LabError
-from lab.layout import DEFAULT_SHM_SIZE, DEFAULT_SUBNET, Host, LabSpec
+from lab.layout import DEFAULT_RELEASES, DEFAULT_SHM_SIZE, DEFAULT_SUBNET, Host, LabSpec
 from lab.paths import SSH_CONFIG, STATE_DIR
 
 BOOT_TIMEOUT = 60.0
@@ -25,13 +25,16 @@ class HostStatus:
     name: str
     address: str
     state: str  # "up", "isolated" (running, link cut) or "down"
+    os: str  # debian-12, debian-13
     pss_mib: float
     rss_mib: float
 
 
-def up(hosts: int = 2, subnet: str = DEFAULT_SUBNET, shm_size: str = DEFAULT_SHM_SIZE, log=print) -> list[Host]:
-    """Bring up `hosts` hosts (lab1..labN); hosts already running are left as they are."""
-    spec = LabSpec(host_count=hosts, subnet=subnet, shm_size=shm_size)
+def up(hosts: int = 2, subnet: str = DEFAULT_SUBNET, shm_size: str = DEFAULT_SHM_SIZE,
+       releases: tuple[str, ...] = DEFAULT_RELEASES, log=print) -> list[Host]:
+    """Bring up `hosts` hosts (lab1..labN, Debian `releases` cycled over them); hosts already running
+    are left as they are."""
+    spec = LabSpec(host_count=hosts, subnet=subnet, shm_size=shm_size, releases=releases)
     preflight.require_root()
     preflight.require_machine_support()
     with state.locked():
@@ -40,16 +43,18 @@ def up(hosts: int = 2, subnet: str = DEFAULT_SUBNET, shm_size: str = DEFAULT_SHM
         if recorded is not None and recorded[0] != spec:
             raise LabError(f"the lab is already up with {recorded[0]}: run `python -m lab down` first to change it")
         ssh.ensure_key()
-        # A running lab keeps the base its hosts' disks were made on, even if the recipe changed since.
-        base = recorded[1] if recorded is not None and recorded[1].is_dir() else rootfs.ensure_base(log)
-        state.save(spec, base)
+        # A running lab keeps the bases its hosts' disks were made on, even if the recipe changed since.
+        kept = recorded[1] if recorded is not None else {}
+        bases = {release: kept[release] if release in kept and kept[release].is_dir() else rootfs.ensure_base(release, log)
+                 for release in dict.fromkeys(h.release for h in spec.hosts)}
+        state.save(spec, bases)
         network.ensure_bridge(spec)
         _write_hosts_file(spec)
         booted = []
         for lab_host in spec.hosts:
             network.ensure_host_link(lab_host, spec)
             if not host.running(lab_host.name):
-                host.boot(lab_host, base, spec.shm_size, _HOSTS_FILE)
+                host.boot(lab_host, bases[lab_host.release], spec.shm_size, _HOSTS_FILE)
                 booted.append(lab_host)
         _wait_ready(booted)
         ssh.write_config(spec.hosts)
@@ -101,12 +106,12 @@ def start(name: str) -> None:
     """Boot a stopped host again on its kept disk; a no-op if it is running."""
     preflight.require_root()
     lab_host = _recorded_host(name)
-    spec, base = state.require()
+    spec, bases = state.require()
     with state.locked():
         if host.running(name):
             return
         network.ensure_host_link(lab_host, spec)
-        host.boot(lab_host, base, spec.shm_size, _HOSTS_FILE)
+        host.boot(lab_host, bases[lab_host.release], spec.shm_size, _HOSTS_FILE)
         if network.connected(lab_host):  # an isolated host boots, but cannot be reached to check
             host.wait_ready(lab_host, BOOT_TIMEOUT)
 
@@ -124,12 +129,17 @@ def reconnect(name: str) -> None:
 
 
 def ssh_argv(name: str, *command: str) -> list[str]:
-    """ssh command line running `command` as root on the named host."""
+    """ssh command line running `command` as root on the named host (logged in as the lab's user, through sudo)."""
     return ssh.ssh_argv(_recorded_host(name), *command)
 
 
+def login_argv(name: str, user: str, *command: str) -> list[str]:
+    """ssh command line logging in to the named host as `user` with the lab key, running `command` as that user."""
+    return ssh.login_argv(_recorded_host(name), user, *command)
+
+
 def run_on(name: str, script: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run a shell script as root on the named host; the caller checks the exit code."""
+    """Run a bash script as root on the named host; the caller checks the exit code."""
     return subprocess.run(ssh_argv(name, script), capture_output=True, text=True, timeout=timeout)
 
 
@@ -175,10 +185,10 @@ def _write_hosts_file(spec: LabSpec) -> None:
 
 def _host_status(lab_host: Host) -> HostStatus:
     if not host.running(lab_host.name):
-        return HostStatus(lab_host.name, lab_host.address, "down", 0.0, 0.0)
+        return HostStatus(lab_host.name, lab_host.address, "down", lab_host.os, 0.0, 0.0)
     pss_kib, rss_kib = host.memory_kib(lab_host.name)
     state_name = "up" if network.connected(lab_host) else "isolated"
-    return HostStatus(lab_host.name, lab_host.address, state_name, round(pss_kib / 1024, 1), round(rss_kib / 1024, 1))
+    return HostStatus(lab_host.name, lab_host.address, state_name, lab_host.os, round(pss_kib / 1024, 1), round(rss_kib / 1024, 1))
 
 
 def _host_dir_names() -> list[str]:

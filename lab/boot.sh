@@ -58,8 +58,7 @@ NODE
     echo "$LAB_HOSTNAME" > /proc/sys/kernel/hostname
     echo "$LAB_HOSTNAME" > "$root/etc/hostname"
     cat "$LAB_HOSTS_FILE" > "$root/etc/hosts"
-    mkdir -p -m 700 "$root/root/.ssh"
-    cat "$LAB_AUTHORIZED_KEYS" > "$root/root/.ssh/authorized_keys"
+    keys=$(cat "$LAB_AUTHORIZED_KEYS")
     # Identity that must differ per host and survive restarts: created once, kept in the upper dir.
     [ -s "$root/etc/machine-id" ] || tr -d - < /proc/sys/kernel/random/uuid > "$root/etc/machine-id"
 
@@ -67,6 +66,15 @@ NODE
     pivot_root . .
     umount -l .
     [ -e /etc/ssh/ssh_host_ed25519_key ] || ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
+    # The lab key for every login user (and for root, whom sshd refuses anyway), owned by the
+    # user as sshd's StrictModes demands; users and homes come from the host's own passwd.
+    for user in $LAB_KEY_USERS; do
+        home=$(getent passwd "$user" | cut -d: -f6)
+        install -d -m 700 -o "$user" -g "$user" "$home/.ssh"
+        printf '%s\n' "$keys" > "$home/.ssh/authorized_keys"
+        chown "$user:$user" "$home/.ssh/authorized_keys"
+        chmod 600 "$home/.ssh/authorized_keys"
+    done
     exec /usr/bin/env -i container=lab /lib/systemd/systemd
     ;;
 *)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from lab import cgroups, mounts, processes, ssh
+from lab import cgroups, mounts, processes, rootfs, ssh
 from lab.commands import tail
 from lab.errors import LabError
 from lab.layout import Host
@@ -97,6 +97,7 @@ def boot(host: Host, base: Path, shm_size: str, hosts_file: Path) -> None:
         "LAB_SHM_SIZE": shm_size,
         "LAB_HOSTS_FILE": str(hosts_file),
         "LAB_AUTHORIZED_KEYS": str(SSH_KEY.with_suffix(".pub")),
+        "LAB_KEY_USERS": " ".join(("root", *rootfs.USERS)),  # constants of rootfs: plain login names
     }
     with open(paths.console_log, "ab") as console:
         console.write(f"--- boot {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())

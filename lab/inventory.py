@@ -7,6 +7,7 @@ import yaml
 
 from lab.layout import Host
 from lab.paths import INVENTORY_FILE, SSH_KEY, relative_to_repo
+from lab.rootfs import LOGIN_USER
 
 
 class _IndentedDumper(yaml.SafeDumper):
@@ -21,7 +22,9 @@ def render(hosts: list[Host], written_at: datetime) -> str:
         {
             "name": host.name,
             "address": host.address,
-            "ssh": {"user": "root", "port": 22, "key_file": relative_to_repo(SSH_KEY), "host_keys": "ignore"},
+            "os": host.os,
+            # Hosts refuse root logins: the stack logs in as the lab's user and uses its sudo.
+            "ssh": {"user": LOGIN_USER, "port": 22, "key_file": relative_to_repo(SSH_KEY), "host_keys": "ignore"},
             "lab": True,
             "role": host.role,
             "accelerator": "cpu",

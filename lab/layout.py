@@ -9,6 +9,10 @@ from lab.errors import LabError
 DEFAULT_SUBNET = "10.201.0.0/24"
 DEFAULT_SHM_SIZE = "4g"
 MAX_HOSTS = 8
+RELEASES = {"bookworm": "debian-12", "trixie": "debian-13"}
+"""The Debian suites a lab host can run, with the OS name the stack's inventory gives them."""
+DEFAULT_RELEASES = ("bookworm", "trixie")
+"""Cycled over the hosts: the head on Debian 12, a worker on Debian 13, and so on alternating."""
 BRIDGE = "rvs-br0"
 NAME_PREFIX = "rvs-"  # every interface and netns the lab makes starts with this
 _BRIDGE_OFFSET = 1
@@ -21,6 +25,12 @@ class Host:
     name: str
     address: str
     role: str
+    release: str = DEFAULT_RELEASES[0]
+
+    @property
+    def os(self) -> str:
+        """The host's OS as the stack's inventory names it (debian-12, debian-13)."""
+        return RELEASES[self.release]
 
     @property
     def netns(self) -> str:
@@ -39,8 +49,11 @@ class LabSpec:
     host_count: int = 2
     subnet: str = DEFAULT_SUBNET
     shm_size: str = DEFAULT_SHM_SIZE
+    releases: tuple[str, ...] = DEFAULT_RELEASES
+    """Debian suite per host, cycled when shorter than the hosts (one suite: every host runs it)."""
 
     def __post_init__(self):
+        object.__setattr__(self, "releases", tuple(self.releases))  # a list when read back from lab.json
         if not 1 <= self.host_count <= MAX_HOSTS:
             raise LabError(f"--hosts must be between 1 and {MAX_HOSTS} (got {self.host_count})")
         try:
@@ -53,9 +66,18 @@ class LabSpec:
                            f"at .{_FIRST_HOST_OFFSET} onwards: use a /27 or larger")
         if not _SIZE.match(self.shm_size.lower()):
             raise LabError(f"--shm-size must be a size such as 4g or 512m (got {self.shm_size!r})")
+        unknown = [release for release in self.releases if release not in RELEASES]
+        if unknown or not self.releases:
+            raise LabError(f"--releases must be a comma-separated list of {', '.join(RELEASES)} "
+                           f"(got {','.join(self.releases)!r})")
+        # The default pair also serves a one-host lab; a list someone typed must fit the hosts.
+        if len(self.releases) > self.host_count and self.releases != DEFAULT_RELEASES:
+            raise LabError(f"--releases names {len(self.releases)} releases for {self.host_count} hosts: "
+                           "give at most one per host (they are cycled over the hosts)")
 
     def __str__(self) -> str:
-        return f"{self.host_count} hosts on {self.subnet} with a {self.shm_size} /dev/shm each"
+        return (f"{self.host_count} hosts ({', '.join(h.release for h in self.hosts)}) on {self.subnet} "
+                f"with a {self.shm_size} /dev/shm each")
 
     @property
     def network(self) -> ipaddress.IPv4Network:
@@ -75,7 +97,7 @@ class LabSpec:
     def hosts(self) -> list[Host]:
         return [
             Host(name=f"lab{i}", address=str(self.network[_FIRST_HOST_OFFSET + i - 1]),
-                 role="head" if i == 1 else "worker")
+                 role="head" if i == 1 else "worker", release=self.releases[(i - 1) % len(self.releases)])
             for i in range(1, self.host_count + 1)
         ]
 

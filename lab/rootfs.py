@@ -1,10 +1,10 @@
-"""Builds the Debian root filesystem every lab host boots from, once per recipe.
+"""Builds the Debian root filesystems lab hosts boot from, once per suite and recipe.
 
-The base is the read-only lower layer of each host's overlay. It lives under
-`.cache/lab/base-<key>/`, where the key hashes this module (package list and build recipe)
-and the mirror, so any change to either builds a new base. A build happens in a temporary
-directory that is renamed into place only when complete: an interrupted build never leaves
-a directory that looks like a valid base.
+A base is the read-only lower layer of each host's overlay. It lives under
+`.cache/lab/base-<suite>-<key>/`, where the key hashes this module (package lists, users and
+build recipe), the suite and the mirror, so any change to either builds a new base. A build
+happens in a temporary directory that is renamed into place only when complete: an
+interrupted build never leaves a directory that looks like a valid base.
 """
 
 import fcntl
@@ -18,21 +18,39 @@ from pathlib import Path
 from lab import mounts
 from lab.commands import tail
 from lab.errors import LabError
+from lab.layout import RELEASES
 from lab.paths import LAB_CACHE_DIR
 
-SUITE = "bookworm"
-# What a host needs to be managed over SSH by pyinfra and to run Ray + vLLM's CPU build:
-# python3-dev and g++ let torch's inductor compile kernels; libtcmalloc and libnuma are what
-# vLLM's CPU backend loads; curl runs health checks from inside a host.
+# What a host needs to be managed over SSH by pyinfra as a sudo user and to run Ray + vLLM's
+# CPU build: python3-dev and g++ let torch's inductor compile kernels; libtcmalloc and libnuma
+# are what vLLM's CPU backend loads; curl runs health checks from inside a host.
 PACKAGES = (
-    "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "procps",
+    "systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "iproute2", "procps",
     "ca-certificates", "curl", "rsync", "tar", "gzip",
     "python3", "python3-venv", "python3-pip", "python3-dev", "g++",
-    "libnuma1", "libtcmalloc-minimal4",
+    "libnuma1",
 )
+# Where a suite names a package differently: trixie's 64-bit time_t transition renamed the
+# libraries whose ABI it changed (libtcmalloc-minimal4 -> libtcmalloc-minimal4t64).
+SUITE_PACKAGES = {
+    "bookworm": ("libtcmalloc-minimal4",),
+    "trixie": ("libtcmalloc-minimal4t64",),
+}
+LOGIN_USER = "rvs"
+"""Who the lab (and the stack's inventory) logs in as: password-less sudo, the lab key. Root cannot log in."""
+NO_SUDO_USER = "rvs-nosudo"
+"""Logs in with the lab key but has no sudo rights: what tests use to see a refused sudo."""
+USERS = (LOGIN_USER, NO_SUDO_USER)
+SUDOERS_FILE = f"etc/sudoers.d/{LOGIN_USER}"
+SUDOERS = f"""\
+# Lab host: the lab's login user runs anything as root without a password, as on a cloud image.
+{LOGIN_USER} ALL=(ALL:ALL) NOPASSWD: ALL
+"""
 SSHD_CONFIG = """\
-# Lab host: root logs in with the lab key only; no reverse DNS (there is no resolver).
-PermitRootLogin prohibit-password
+# Lab host: root never logs in (even though the lab key is in its authorized_keys, so that a
+# refused root login proves this line, not a missing key); users log in with the lab key only.
+# No reverse DNS (there is no resolver).
+PermitRootLogin no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UseDNS no
@@ -45,16 +63,24 @@ Storage=volatile
 RuntimeMaxUse=16M
 """
 # Timers and one-shot jobs that would reach for a network the hosts do not have or touch disks
-# they do not own.
+# they do not own. systemd-modules-load: the kernel is the machine's, and hosts have no
+# /lib/modules of it; systemd 257 (trixie) runs the unit in the lab's namespaces (its conditions
+# hold: CAP_SYS_MODULE, a non-empty /etc/modules-load.d), libkmod fails ("Operation not
+# supported") and the host boots "degraded". Masked in every suite: no host may load modules.
 MASKED_UNITS = (
     "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer",
     "e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer",
+    "systemd-modules-load.service",
 )
 _SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 
 
 def debian_mirror() -> str:
-    """The Debian mirror apt on this machine already uses for the suite: the only one the lab may use."""
+    """The Debian mirror apt on this machine already uses: the only one the lab may use.
+
+    Any source line for a suite the lab builds will do (a bookworm machine builds trixie bases
+    from its bookworm mirror: one Debian mirror serves every suite).
+    """
     files = []
     for source in _SOURCES:
         files += sorted(source.glob("*")) if source.is_dir() else [source]
@@ -65,68 +91,75 @@ def debian_mirror() -> str:
         if path.suffix == ".sources":
             for stanza in re.split(r"\n\s*\n", text):
                 fields = dict(re.findall(r"^(\w[\w-]*):\s*(.*)$", stanza, re.MULTILINE))
-                if SUITE in fields.get("Suites", "").split() and fields.get("URIs"):
+                if set(RELEASES) & set(fields.get("Suites", "").split()) and fields.get("URIs"):
                     return fields["URIs"].split()[0]
         else:
             for line in text.splitlines():
                 words = re.sub(r"\[[^]]*\]", "", line).split()
-                if len(words) >= 3 and words[0] == "deb" and words[2] == SUITE:
+                if len(words) >= 3 and words[0] == "deb" and words[2] in RELEASES:
                     return words[1]
-    raise LabError(f"no apt source for Debian {SUITE} in /etc/apt/sources.list*: add one (the base is built from it)")
+    raise LabError(f"no apt source for Debian {' or '.join(RELEASES)} in /etc/apt/sources.list*: "
+                   "add one (the bases are built from its mirror)")
 
 
-def version_key(mirror: str, recipe: bytes | None = None) -> str:
-    """Changes whenever the recipe (this module's source: package list and steps) or the mirror changes."""
+def version_key(mirror: str, suite: str, recipe: bytes | None = None) -> str:
+    """Changes whenever the recipe (this module's source: packages, users, steps), the suite or the mirror changes."""
     digest = hashlib.sha256(Path(__file__).read_bytes() if recipe is None else recipe)
-    digest.update(mirror.encode())
+    digest.update(f"{suite}\n{mirror}".encode())
     return digest.hexdigest()[:12]
 
 
-def ensure_base(log=print) -> Path:
-    """Path of the base root filesystem for the current recipe, building it if absent."""
+def ensure_base(suite: str, log=print) -> Path:
+    """Path of the base root filesystem of `suite` for the current recipe, building it if absent."""
     mirror = debian_mirror()
-    key = version_key(mirror)
-    final = LAB_CACHE_DIR / f"base-{key}"
+    key = version_key(mirror, suite)
+    final = LAB_CACHE_DIR / f"base-{suite}-{key}"
     if final.is_dir():
         return final
     LAB_CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(LAB_CACHE_DIR / "build.lock", "w") as lock:
+    with open(LAB_CACHE_DIR / f"build-{suite}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent `up` waits for this build instead of racing it
         if not final.is_dir():
-            _build(mirror, key, LAB_CACHE_DIR, log)
+            _build(mirror, suite, key, LAB_CACHE_DIR, log)
     return final
 
 
-def _build(mirror: str, key: str, cache_dir: Path, log) -> None:
-    """Build `<cache_dir>/base-<key>`, then drop the bases and logs of other keys."""
-    final = cache_dir / f"base-{key}"
-    building = cache_dir / f"base-{key}.building"
+def _build(mirror: str, suite: str, key: str, cache_dir: Path, log) -> None:
+    """Build `<cache_dir>/base-<suite>-<key>`, then drop the bases and logs of the suite's other keys."""
+    name = f"{suite}-{key}"
+    final = cache_dir / f"base-{name}"
+    building = cache_dir / f"base-{name}.building"
     if building.exists():  # left by an interrupted build; we hold the build lock
         _remove_tree(building)
-    log_file = cache_dir / f"build-{key}.log"
+    log_file = cache_dir / f"build-{name}.log"
     started = time.monotonic()
     log(f"building base root filesystem {final.name} from {mirror} (a minute or two, once) ...")
     with open(log_file, "w") as out:
-        _step("debootstrap", _debootstrap_argv(mirror, building), out, log_file, building)
+        _step("debootstrap", _debootstrap_argv(mirror, suite, building), out, log_file, building)
         try:
             _configure(building)
         except OSError as error:
             raise LabError(f"base build failed at step 'configure': {error}") from error
+        for user in USERS:
+            _step(f"add user {user}", ["chroot", str(building), "useradd", "--create-home", "--shell", "/bin/bash",
+                                       "--user-group", user], out, log_file, building)
+        _step("check sudoers", ["chroot", str(building), "visudo", "--check", "--strict"], out, log_file, building)
         _step("apt-get clean", ["chroot", str(building), "apt-get", "clean"], out, log_file, building)
     _trim(building)
-    (building / "etc" / "lab-base").write_text(key + "\n")
+    (building / "etc" / "lab-base").write_text(name + "\n")
     building.rename(final)
-    log(f"base built in {time.monotonic() - started:.0f} s: {final}")
-    _remove_other_builds(cache_dir, key)
+    log(f"base {suite} built in {time.monotonic() - started:.0f} s: {final}")
+    _remove_other_builds(cache_dir, suite, key)
 
 
-def _remove_other_builds(cache_dir: Path, key: str) -> None:
-    """Bases and logs of older recipes: no host uses them (a running lab never triggers a build)."""
-    for stale in cache_dir.glob("base-*"):
-        if stale.name != f"base-{key}" and stale.is_dir():
+def _remove_other_builds(cache_dir: Path, suite: str, key: str) -> None:
+    """The suite's bases and logs of older recipes: no host uses them (a running lab never triggers a build)."""
+    keep = f"{suite}-{key}"
+    for stale in cache_dir.glob(f"base-{suite}-*"):
+        if stale.name != f"base-{keep}" and stale.is_dir():
             _remove_tree(stale)
-    for log_file in cache_dir.glob("build-*.log"):
-        if log_file.name != f"build-{key}.log":
+    for log_file in cache_dir.glob(f"build-{suite}-*.log"):
+        if log_file.name != f"build-{keep}.log":
             log_file.unlink()
 
 
@@ -136,9 +169,9 @@ def _remove_tree(root: Path) -> None:
     shutil.rmtree(root)
 
 
-def _debootstrap_argv(mirror: str, target: Path) -> list[str]:
-    return ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES),
-            SUITE, str(target), mirror]
+def _debootstrap_argv(mirror: str, suite: str, target: Path) -> list[str]:
+    return ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES + SUITE_PACKAGES[suite]),
+            suite, str(target), mirror]
 
 
 def _step(name: str, argv: list[str], out, log_file: Path, target: Path) -> None:
@@ -156,8 +189,11 @@ def _step(name: str, argv: list[str], out, log_file: Path, target: Path) -> None
 
 
 def _configure(root: Path) -> None:
-    """Make the fresh tree a host template: no per-host identity, sshd for the lab key, quiet units."""
+    """Make the fresh tree a host template: no per-host identity, sshd for the lab key, sudo, quiet units."""
     (root / "etc/ssh/sshd_config.d/lab.conf").write_text(SSHD_CONFIG)
+    sudoers = root / SUDOERS_FILE
+    sudoers.write_text(SUDOERS)
+    sudoers.chmod(0o440)  # sudo ignores a drop-in that is writable by anyone but root
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()  # each host generates its own on first boot
     journald = root / "etc/systemd/journald.conf.d"

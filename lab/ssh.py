@@ -1,5 +1,11 @@
-"""SSH from the controller to the hosts: the lab key, a client config, readiness waits."""
+"""SSH from the controller to the hosts: the lab key, a client config, readiness waits.
 
+Hosts refuse root logins, as most real hosts do: the lab logs in as its sudo user and runs
+commands through `sudo -n bash -c`, so callers keep writing scripts for a root shell (bash was
+root's login shell, which ran them before; `-n`: fail instead of waiting for a password).
+"""
+
+import shlex
 import socket
 import subprocess
 
@@ -7,6 +13,7 @@ from lab.commands import run
 from lab.errors import LabError
 from lab.layout import Host
 from lab.paths import SSH_CONFIG, SSH_DIR, SSH_KEY
+from lab.rootfs import LOGIN_USER
 
 # Host keys change whenever a host's disk is reset, so the lab never records them.
 CLIENT_OPTIONS = {
@@ -28,16 +35,24 @@ def ensure_key() -> None:
 
 
 def ssh_argv(host: Host, *command: str) -> list[str]:
-    """An ssh command line that runs `command` on the host as root, never prompting."""
+    """An ssh command line that runs `command` on the host as root (through sudo), never prompting.
+
+    As with plain ssh, the words of `command` are joined with spaces into one shell script.
+    """
+    return login_argv(host, LOGIN_USER, "sudo -n bash -c " + shlex.quote(" ".join(command)))
+
+
+def login_argv(host: Host, user: str, *command: str) -> list[str]:
+    """An ssh command line that logs in as `user` with the lab key and runs `command` as that user."""
     options = [arg for key, value in CLIENT_OPTIONS.items() for arg in ("-o", f"{key}={value}")]
-    return ["ssh", "-i", str(SSH_KEY), *options, f"root@{host.address}", *command]
+    return ["ssh", "-i", str(SSH_KEY), *options, "-l", user, host.address, *command]
 
 
 def write_config(hosts: list[Host]) -> None:
     """`ssh -F .lab/ssh/config lab1` for people; the tools use ssh_argv."""
     entries = []
     for host in hosts:
-        lines = [f"Host {host.name}", f"    HostName {host.address}", "    User root", f"    IdentityFile {SSH_KEY}"]
+        lines = [f"Host {host.name}", f"    HostName {host.address}", f"    User {LOGIN_USER}", f"    IdentityFile {SSH_KEY}"]
         lines += [f"    {key} {value}" for key, value in CLIENT_OPTIONS.items()]
         entries.append("\n".join(lines))
     SSH_CONFIG.write_text("# Written by `python -m lab up`; do not edit.\n" + "\n\n".join(entries) + "\n")
@@ -54,8 +69,9 @@ def sshd_answers(host: Host) -> bool:
 
 
 def check_login(host: Host) -> None:
-    """The lab key logs in as root; raise with ssh's own words if not."""
+    """The lab key logs in as the lab's user, and sudo works; raise with ssh's or sudo's own words if not."""
     login = subprocess.run(ssh_argv(host, "true"), capture_output=True, text=True, timeout=30)
     if login.returncode != 0:
-        raise LabError(f"{host.name} ({host.address}): sshd answers but the lab key does not log in "
+        raise LabError(f"{host.name} ({host.address}): sshd answers but the lab key does not log in as "
+                       f"{LOGIN_USER} with sudo "
                        f"({login.stderr.strip() or f'exit {login.returncode}'}); see .lab/{host.name}/console.log")

@@ -1,4 +1,4 @@
-"""What `up` recorded: the lab's spec and base, plus a lock so two lab commands never interleave."""
+"""What `up` recorded: the lab's spec and its base per release, plus a lock so two lab commands never interleave."""
 
 import contextlib
 import fcntl
@@ -22,22 +22,28 @@ def locked():
         yield
 
 
-def save(spec: LabSpec, base: Path) -> None:
-    _SPEC_FILE.write_text(json.dumps({"spec": asdict(spec), "base": str(base)}, indent=2) + "\n")
+Bases = dict[str, Path]
+"""The base root filesystem of each release the lab's hosts run."""
 
 
-def load() -> tuple[LabSpec, Path] | None:
+def save(spec: LabSpec, bases: Bases) -> None:
+    record = {"spec": asdict(spec), "bases": {release: str(base) for release, base in bases.items()}}
+    _SPEC_FILE.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def load() -> tuple[LabSpec, Bases] | None:
     """The recorded lab, or None when no lab has been brought up."""
     try:
         recorded = json.loads(_SPEC_FILE.read_text())
+        return LabSpec(**recorded["spec"]), {release: Path(base) for release, base in recorded["bases"].items()}
     except FileNotFoundError:
         return None
-    except ValueError as error:
-        raise LabError(f"{_SPEC_FILE} is corrupt ({error}): run `python -m lab down` to reset the lab") from error
-    return LabSpec(**recorded["spec"]), Path(recorded["base"])
+    except (ValueError, KeyError, TypeError, AttributeError, LabError) as error:  # also a record of an older lab
+        raise LabError(f"{_SPEC_FILE} is corrupt or from an older lab ({error!r}): "
+                       "run `python -m lab down` to reset the lab") from error
 
 
-def require() -> tuple[LabSpec, Path]:
+def require() -> tuple[LabSpec, Bases]:
     recorded = load()
     if recorded is None:
         raise LabError("the lab is not up: run `python -m lab up` first")
