@@ -26,6 +26,8 @@ def render(hosts: list[Host], written_at: datetime) -> str:
             # Hosts refuse root logins: the stack logs in as the lab's user and uses its sudo.
             "ssh": {"user": LOGIN_USER, "port": 22, "key_file": relative_to_repo(SSH_KEY), "host_keys": "ignore"},
             "lab": True,
+            # No route out: every package is pushed from the controller.
+            "route_out": False,
             "role": host.role,
             "accelerator": "cpu",
             "gpus": [],

@@ -40,11 +40,17 @@ LOGIN_USER = "rvs"
 """Who the lab (and the stack's inventory) logs in as: password-less sudo, the lab key. Root cannot log in."""
 NO_SUDO_USER = "rvs-nosudo"
 """Logs in with the lab key but has no sudo rights: what tests use to see a refused sudo."""
-USERS = (LOGIN_USER, NO_SUDO_USER)
+PASSWORD_SUDO_USER = "rvs-password"
+"""Logs in with the lab key; sudo asks it for `SUDO_PASSWORD`: what tests use for the stack's sudo password."""
+SUDO_PASSWORD = "lab-sudo-password-7f3a"
+"""A fixture of the lab's throwaway hosts, not a secret; tests check it never reaches a command line."""
+USERS = (LOGIN_USER, NO_SUDO_USER, PASSWORD_SUDO_USER)
 SUDOERS_FILE = f"etc/sudoers.d/{LOGIN_USER}"
 SUDOERS = f"""\
 # Lab host: the lab's login user runs anything as root without a password, as on a cloud image.
 {LOGIN_USER} ALL=(ALL:ALL) NOPASSWD: ALL
+# The stack's other supported setup: sudo with the user's password.
+{PASSWORD_SUDO_USER} ALL=(ALL:ALL) ALL
 """
 SSHD_CONFIG = """\
 # Lab host: root never logs in (even though the lab key is in its authorized_keys, so that a
@@ -143,6 +149,7 @@ def _build(mirror: str, suite: str, key: str, cache_dir: Path, log) -> None:
         for user in USERS:
             _step(f"add user {user}", ["chroot", str(building), "useradd", "--create-home", "--shell", "/bin/bash",
                                        "--user-group", user], out, log_file, building)
+        _set_password(building, PASSWORD_SUDO_USER, SUDO_PASSWORD, out, log_file)
         _step("check sudoers", ["chroot", str(building), "visudo", "--check", "--strict"], out, log_file, building)
         _step("apt-get clean", ["chroot", str(building), "apt-get", "clean"], out, log_file, building)
     _trim(building)
@@ -172,6 +179,16 @@ def _remove_tree(root: Path) -> None:
 def _debootstrap_argv(mirror: str, suite: str, target: Path) -> list[str]:
     return ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES + SUITE_PACKAGES[suite]),
             suite, str(target), mirror]
+
+
+def _set_password(root: Path, user: str, password: str, out, log_file: Path) -> None:
+    """chpasswd reads `user:password` on stdin, so the password is in no argv and no log."""
+    out.write(f"### set the password of {user}\n")
+    out.flush()
+    done = subprocess.run(["chroot", str(root), "chpasswd"], input=f"{user}:{password}\n", text=True,
+                          stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    if done.returncode != 0:
+        raise LabError(f"base build failed at step 'set the password of {user}' (exit {done.returncode}); log {log_file}")
 
 
 def _step(name: str, argv: list[str], out, log_file: Path, target: Path) -> None:

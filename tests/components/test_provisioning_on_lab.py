@@ -133,7 +133,7 @@ def test_unreachable_host_is_named_and_the_rerun_converges(lab_nodes, node_specs
         assert attempts[0].result()["changed"]  # lab1 keeps its progress
         with pytest.raises(StepError) as failed:
             attempts[1].result()
-        assert str(failed.value).startswith("runtime-env on lab2: cannot connect over SSH to root@10.201.0.12:22")
+        assert str(failed.value).startswith("runtime-env on lab2: cannot connect over SSH to rvs@10.201.0.12:22")
     finally:
         api.reconnect("lab2")
     rerun = {host.name: apply_step(inputs(host, node_specs_on_lab, "runtime-env")) for host in lab_nodes}

@@ -85,6 +85,7 @@ hosts:
     os: debian-12
     ssh: {user: rvs, port: 22, key_file: .lab/ssh/id_ed25519, host_keys: ignore}
     lab: true
+    route_out: false
     role: head
     accelerator: cpu
     gpus: []
@@ -93,6 +94,7 @@ hosts:
     os: debian-13
     ssh: {user: rvs, port: 22, key_file: .lab/ssh/id_ed25519, host_keys: ignore}
     lab: true
+    route_out: false
     role: worker
     accelerator: cpu
     gpus: []
@@ -117,11 +119,11 @@ def test_each_suite_gets_the_common_packages_and_its_own_names():
     assert {"sudo", "openssh-server", "systemd"} <= included["trixie"]
 
 
-def test_sshd_refuses_root_and_sudoers_names_only_the_login_user():
+def test_sshd_refuses_root_and_sudoers_names_the_login_user_and_the_password_user():
     assert "\nPermitRootLogin no\n" in rootfs.SSHD_CONFIG
     rules = [line for line in rootfs.SUDOERS.splitlines() if not line.startswith("#")]
-    assert rules == ["rvs ALL=(ALL:ALL) NOPASSWD: ALL"]
-    assert rootfs.USERS == ("rvs", "rvs-nosudo")
+    assert rules == ["rvs ALL=(ALL:ALL) NOPASSWD: ALL", "rvs-password ALL=(ALL:ALL) ALL"]
+    assert rootfs.USERS == ("rvs", "rvs-nosudo", "rvs-password")
 
 
 def test_mirror_is_read_from_apt_sources_in_both_formats(tmp_path, monkeypatch):
