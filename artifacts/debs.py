@@ -73,10 +73,13 @@ class Mirrors(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    debian: str = Field("http://deb.debian.org/debian", pattern=MIRROR_URL.pattern)
-    debian_security: str = Field("http://deb.debian.org/debian-security", pattern=MIRROR_URL.pattern)
-    ubuntu: str = Field("http://archive.ubuntu.com/ubuntu", pattern=MIRROR_URL.pattern)
-    """Ubuntu's mirrors carry `<codename>-security` beside the release, so one URL serves all three suites."""
+    debian_mirror: str = Field("http://deb.debian.org/debian", pattern=MIRROR_URL.pattern)
+    debian_security_mirror: str = Field("http://deb.debian.org/debian-security", pattern=MIRROR_URL.pattern)
+    ubuntu_mirror: str = Field(
+        "http://archive.ubuntu.com/ubuntu",
+        pattern=MIRROR_URL.pattern,
+        description="Ubuntu's mirrors carry `<codename>-security` beside the release: one URL serves all three suites.",
+    )
 
 
 class DebFile(BaseModel):
@@ -104,9 +107,10 @@ class DebFiles(BaseModel):
 def sources_list(release: str, mirrors: Mirrors, keyring: Path) -> str:
     """The release's suites (itself, -updates, -security) in one-line sources format, each signed-by `keyring`."""
     spec = RELEASES[release]
-    main, security = (
-        (mirrors.debian, mirrors.debian_security) if spec.distribution == "debian" else (mirrors.ubuntu,) * 2
-    )
+    if spec.distribution == "debian":
+        main, security = mirrors.debian_mirror, mirrors.debian_security_mirror
+    else:
+        main = security = mirrors.ubuntu_mirror
     suites = ((main, spec.codename), (main, f"{spec.codename}-updates"), (security, f"{spec.codename}-security"))
     options = f"[signed-by={_apt_path(keyring)}]"
     return "".join(f"deb {options} {uri} {suite} {' '.join(spec.components)}\n" for uri, suite in suites)

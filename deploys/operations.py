@@ -24,6 +24,7 @@ from deploys.facts import (
     Ipv4Addresses,
     ModelDirectories,
     NvidiaSmi,
+    OsRelease,
     PythonVersion,
     SyncedTree,
     UnreadableFiles,
@@ -56,7 +57,19 @@ def _q(*arguments: str) -> str:
 @operation()
 def debs_installed(spec: SystemPackagesSpec):
     """Installs the missing packages of `spec.packages` from .deb files pushed from the controller
-    (nodes have no route to a Debian mirror)."""
+    (for nodes without a route to their package sources), once the node is seen to run the release
+    the .debs are for: another release's .debs would install, and break it, or fail halfway."""
+    if spec.debs is None:
+        raise OperationError(
+            "installing system packages from the node's own sources is not supported yet; "
+            "set `route_out: false` and the node's `os` to have the controller push them"
+        )
+    found = release_name(host.get_fact(OsRelease))
+    if found != spec.release:
+        raise OperationError(
+            f"{host.name} runs {found or 'an OS without /etc/os-release'} but is configured as `os: {spec.release}`, "
+            f"whose .debs the controller fetched for it; set the host's `os` to what it runs"
+        )
     installed = host.get_fact(InstalledDebs)
     missing = [package for package in spec.packages if package not in installed]
     if not missing:
@@ -67,6 +80,13 @@ def debs_installed(spec: SystemPackagesSpec):
     yield FunctionCommand(push_files, (spec.debs_dir, debs, DEBS_DIR, {}), {})
     # apt orders the local files itself; it wants absolute paths (and fails with --no-download).
     yield f"{_APT} install -y --no-install-recommends {_q(*(f'{DEBS_DIR}/{deb}' for deb in debs))}"
+
+
+def release_name(os_release: dict) -> str | None:
+    """`<ID>-<VERSION_ID>` from /etc/os-release (`debian-12`, `ubuntu-24.04`): the config's `os` names."""
+    if not os_release.get("ID") or not os_release.get("VERSION_ID"):
+        return None
+    return f"{os_release['ID']}-{os_release['VERSION_ID']}"
 
 
 def missing_closure(missing: list[str], debs: dict[str, DebFile], installed: dict[str, str]) -> list[str]:

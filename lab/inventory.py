@@ -7,6 +7,9 @@ import yaml
 
 from lab.layout import Host
 from lab.paths import INVENTORY_FILE, SSH_KEY, relative_to_repo
+from lab.rootfs import SUITE
+
+LAB_RELEASE = {"bookworm": "debian-12", "trixie": "debian-13"}[SUITE]
 
 
 class _IndentedDumper(yaml.SafeDumper):
@@ -23,6 +26,9 @@ def render(hosts: list[Host], written_at: datetime) -> str:
             "address": host.address,
             "ssh": {"user": "root", "port": 22, "key_file": relative_to_repo(SSH_KEY), "host_keys": "ignore"},
             "lab": True,
+            # No route out: the controller pushes the .debs of the lab's release.
+            "os": LAB_RELEASE,
+            "route_out": False,
             "role": host.role,
             "accelerator": "cpu",
             "gpus": [],

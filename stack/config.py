@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from artifacts.debs import Mirrors
 from artifacts.weights import HF_REPO_AT_REVISION
 from deploys.specs import LOGIN_NAME, MODEL_DIRECTORY
 
@@ -62,6 +63,14 @@ class HostConfig(StrictModel):
     accelerator: Literal["nvidia", "cpu"]
     gpus: list[Gpu] = []
     lab: bool = Field(False, description="A simulated host from `python -m lab up` (written by the lab only).")
+    os: Literal["debian-12", "debian-13", "ubuntu-22.04", "ubuntu-24.04"] | None = Field(
+        None, description="The host's OS release as `<os-release ID>-<VERSION_ID>`, declared so preview knows it."
+    )
+    route_out: bool = Field(
+        True,
+        description="The host reaches its own package sources (or `packages.proxy`); false: the controller pushes "
+        "everything, the system packages as .debs of the host's `os` fetched from `packages.*_mirror`.",
+    )
 
     @property
     def stage_devices(self) -> int:
@@ -122,6 +131,11 @@ class NvidiaDriverInstall(StrictModel):
     packages: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.-]*=[A-Za-z0-9.+~:-]+$")]] = Field(
         min_length=1, description="Pinned `name=version`, e.g. cuda-drivers=580.65.06-1."
     )
+
+
+class PackagesConfig(Mirrors):
+    """Where packages come from. The mirrors serve the controller when it fetches .debs for hosts
+    without a route out (http(s), or `file:///` of a mirror copy on the controller)."""
 
 
 class SecurityConfig(StrictModel):
@@ -198,6 +212,7 @@ class StackConfig(StrictModel):
     ray: RaySettings = RaySettings()
     vllm: VllmSettings = VllmSettings()
     nvidia_driver_install: NvidiaDriverInstall | None = None
+    packages: PackagesConfig = PackagesConfig()
     purge_caches: bool = Field(False, description="Let `destroy` delete the wheel, .deb and weight caches too.")
     ray_token: SecretStr | None = None
     api_key: SecretStr | None = None

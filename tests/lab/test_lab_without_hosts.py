@@ -47,6 +47,8 @@ hosts:
     address: 10.201.0.11
     ssh: {user: root, port: 22, key_file: .lab/ssh/id_ed25519, host_keys: ignore}
     lab: true
+    os: debian-12
+    route_out: false
     role: head
     accelerator: cpu
     gpus: []
@@ -54,6 +56,8 @@ hosts:
     address: 10.201.0.12
     ssh: {user: root, port: 22, key_file: .lab/ssh/id_ed25519, host_keys: ignore}
     lab: true
+    os: debian-12
+    route_out: false
     role: worker
     accelerator: cpu
     gpus: []
