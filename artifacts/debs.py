@@ -6,8 +6,9 @@ its own `etc/` (a sources list for the release's suites on the configured mirror
 trusted keys, no apt.conf.d), lists, cache and an empty dpkg status, so nothing counts as installed.
 apt reads it through APT_CONFIG, which apt reads before anything else and which moves `Dir::Etc` away
 from /etc/apt: the controller's own apt configuration and state are never read nor written
-(credentials for a private mirror go in `.cache/debs/<release>/apt/etc/auth.conf.d/`). apt checks each suite's InRelease against the distribution's
-archive keyring (`signed-by`) and every .deb against the signed index.
+(credentials for a private mirror go in `.cache/debs/<release>/apt/etc/auth.conf.d/`). apt checks
+each suite's InRelease against the distribution's archive keyring (`signed-by`) and every .deb
+against the signed index.
 
 We take the dependency closure of the wanted packages (first alternative of each `a | b`, first
 provider of a virtual package) minus `Priority: required` packages, which every system of the
