@@ -9,7 +9,7 @@ from components.secrets import ClusterSecrets, ClusterSecretsArgs, GeneratedCert
 from components.stack_inputs import identical_nodes, read_stack_config, stop_on_config_error
 from components.vllm_service import VllmService, VllmServiceArgs
 from stack.hosts import host_key_policy
-from stack.node_steps import SYSTEM_PACKAGES, NodeInputs
+from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, pushed_release, pushed_releases
 from stack.serving import serving_plan
 from stack.tls import certificate_fingerprint
 
@@ -42,7 +42,12 @@ model = ModelArtifact(
     endpoint=config.model.hf_endpoint,
     purge_cache=config.purge_caches,
 )
-debs = DebPackages("debs", packages=list(SYSTEM_PACKAGES), purge_cache=config.purge_caches)
+debs = {
+    release: DebPackages(
+        f"debs-{release}", list(SYSTEM_PACKAGES), release, config.packages, purge_cache=config.purge_caches
+    )
+    for release in pushed_releases(config.hosts)
+}
 
 nodes = {
     host.name: Node(
@@ -51,7 +56,7 @@ nodes = {
             inputs=node_inputs[host.name],
             wheelhouse=wheelhouse,
             model=model,
-            debs=debs,
+            debs=debs.get(pushed_release(host)),
             host_keys=host_key_policy(host),
             purge_caches=config.purge_caches,
             sudo_password=sudo_password,

@@ -5,9 +5,10 @@
     RVS_STACK=prod pyinfra -y pyinfra_inventory.py pyinfra_deploy.py --limit gpu1
 
 Run it from the project folder. Loading it validates `Pulumi.<RVS_STACK>.yaml` (default `dev`) and
-prepares the controller's artifacts (the .debs, each flavor's wheelhouse, the model: cached, so only
-the first load downloads); each host's data carries its connection and its steps. Provisioning
-needs none of the stack's secrets; a gated model's token comes from HF_TOKEN in the environment.
+prepares the controller's artifacts (the .debs of each release of hosts without a route out, each
+flavor's wheelhouse, the model: cached, so only the first load downloads); each host's data
+carries its connection and its steps. Provisioning needs none of the stack's secrets; a gated
+model's token comes from HF_TOKEN in the environment.
 """
 
 import os
@@ -39,7 +40,10 @@ def stack_config(project: Path, stack: str) -> StackConfig:
 def host_entries(config: StackConfig) -> list[tuple[str, dict]]:
     """(host name, pyinfra host data) per host: its SSH connection and `steps`, a list of
     (step name, spec) in table order."""
-    debs = prepare_debs(list(node_steps.SYSTEM_PACKAGES))
+    debs = {
+        release: prepare_debs(list(node_steps.SYSTEM_PACKAGES), release, config.packages)
+        for release in node_steps.pushed_releases(config.hosts)
+    }
     wheelhouses = {flavor: prepare_wheelhouse(flavor) for flavor in {host.accelerator for host in config.hosts}}
     source = config.model
     model = prepare_model(
@@ -47,7 +51,8 @@ def host_entries(config: StackConfig) -> list[tuple[str, dict]]:
     )
     entries = []
     for host in config.hosts:
-        inputs = node_steps.NodeInputs.from_config(config, host, debs=debs, wheelhouse=wheelhouses[host.accelerator], model=model)
+        artifacts = {"debs": debs.get(node_steps.pushed_release(host)), "wheelhouse": wheelhouses[host.accelerator]}
+        inputs = node_steps.NodeInputs.from_config(config, host, model=model, **artifacts)
         steps = list(node_steps.node_specs(inputs).items())
         entries.append((host.name, {**connection_data(ssh_target(host), host_key_policy(host)), "steps": steps}))
     return entries

@@ -16,7 +16,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 from pydantic import BaseModel
 
-from artifacts.debs import DebFiles, prepare_debs
+from artifacts.debs import DebFiles, Mirrors, prepare_debs
 from artifacts.weights import ModelFiles, prepare_model, source_stamp
 from artifacts.wheels import WheelhouseFiles, prepare_wheelhouse, source_digest
 
@@ -97,11 +97,11 @@ class ModelProvider(CacheProvider):
 
 
 class DebsProvider(CacheProvider):
-    inputs = ("packages",)
+    inputs = ("packages", "release", "mirrors")
 
     def fill(self, props):
-        files = prepare_debs(list(props["packages"]))
-        return {**files.model_dump(mode="json"), "cache_id": "debs"}
+        files = prepare_debs(list(props["packages"]), props["release"], Mirrors.model_validate(props["mirrors"]))
+        return {**files.model_dump(mode="json"), "cache_id": f"debs-{files.release}"}
 
     def damage(self, outs):
         root = Path(outs["debs_dir"])
@@ -170,11 +170,24 @@ class ModelArtifact(CacheResource, module="artifacts", name="ModelArtifact"):
 
 
 class DebPackages(CacheResource, module="artifacts", name="DebPackages"):
-    """Debian packages (and their dependency closure) nodes may lack, as .debs in `.cache/debs/`."""
+    """The packages (and their dependency closure) nodes of one release may lack, as .debs in
+    `.cache/debs/<release>/pool/`; made only for releases of hosts without a route out."""
 
     files_type = DebFiles
 
-    def __init__(self, name: str, packages: list[str], purge_cache: bool = False, opts: pulumi.ResourceOptions | None = None):
-        props = {"packages": list(packages), "purge_cache": purge_cache}
+    def __init__(
+        self,
+        name: str,
+        packages: list[str],
+        release: str,
+        mirrors: Mirrors,
+        purge_cache: bool = False,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        self.node_release = release
+        """The release its .debs are for; plain, known at preview (`release` is an Output)."""
+        # Only the mirrors: a config subclass's other fields (a proxy) must not diff the .debs.
+        mirrors = {field: getattr(mirrors, field) for field in Mirrors.model_fields}
+        props = {"packages": list(packages), "release": release, "mirrors": mirrors, "purge_cache": purge_cache}
         outputs = (*(field for field in DebFiles.model_fields if field not in props), *_CACHE_OUTPUTS)
         super().__init__(DebsProvider(), name, {**props, **dict.fromkeys(outputs)}, opts)

@@ -23,7 +23,7 @@ from deploys.layout import VENV
 from deploys.runner import HostKeyPolicy
 from stack.fingerprint import fingerprint
 from stack.hosts import ssh_target
-from stack.node_steps import NodeInputs, steps_for, with_artifacts
+from stack.node_steps import NodeInputs, pushed_release, steps_for, with_artifacts
 
 
 @dataclass
@@ -33,7 +33,8 @@ class NodeArgs:
     wheelhouse: Wheelhouse
     """Built for the host's accelerator (flavor `cpu` or `nvidia`)."""
     model: ModelArtifact
-    debs: DebPackages
+    debs: DebPackages | None
+    """The .debs of the host's `os` when it has no route out (`stack.node_steps.pushed_release`); else None."""
     host_keys: HostKeyPolicy
     purge_caches: bool = False
     """Let `destroy` also delete the node's wheelhouse and weights."""
@@ -56,9 +57,13 @@ class Node(pulumi.ComponentResource):
             raise ValueError(
                 f"{host.name} is `{host.accelerator}` but was given the {args.wheelhouse.accelerator} wheelhouse"
             )
+        release = pushed_release(host)
+        given = args.debs.node_release if args.debs is not None else None
+        if given != release:
+            raise ValueError(f"{host.name} needs the .debs of {release or 'no release'}, was given {given or 'none'}")
         target = ssh_target(host)
         artifacts = {
-            "debs": args.debs.files(),
+            "debs": args.debs.files() if args.debs is not None else pulumi.Output.from_input(None),
             "wheelhouse": args.wheelhouse.files(),
             "model": args.model.files(),
         }

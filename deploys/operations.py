@@ -31,7 +31,7 @@ from deploys.facts import (
     VenvPackages,
 )
 from deploys.layout import DEBS_DIR, MODELS_ROOT, NVIDIA_KEYRING, NVIDIA_SOURCE_LIST, VENV_RECORD_NAME
-from deploys.platforms import describe, platform_problem
+from deploys.platforms import describe, platform_key, platform_problem
 from deploys.runtime_env import render_env_file, runtime_env
 from deploys.specs import (
     MODEL_DIRECTORY,
@@ -59,7 +59,14 @@ def _q(*arguments: str) -> str:
 @operation()
 def debs_installed(spec: SystemPackagesSpec):
     """Installs the missing packages of `spec.packages` from .deb files pushed from the controller
-    (nodes have no route to a Debian mirror)."""
+    (for nodes without a route to their package sources), once the node is seen to run the release
+    the .debs are for: another release's .debs would install, and break it, or fail halfway."""
+    platform = host.get_fact(HostPlatform)
+    if platform_key(platform) != spec.release:
+        raise OperationError(
+            f"{host.name} runs {describe(platform)} but is configured as `os: {spec.release}`, "
+            f"whose .debs the controller fetched for it; set the host's `os` to what it runs"
+        )
     installed = host.get_fact(InstalledDebs)
     missing = [package for package in spec.packages if package not in installed]
     if not missing:

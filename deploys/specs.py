@@ -13,10 +13,10 @@ from functools import cached_property
 from pathlib import PurePosixPath
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from artifacts import manifest as manifests
-from artifacts.debs import DebFile
+from artifacts.debs import DebFile, ReleaseName
 from deploys.layout import (
     ENV_FILE,
     FIREWALL_RULES,
@@ -47,14 +47,22 @@ class Spec(BaseModel):
 
 
 class SystemPackagesSpec(Spec):
-    packages: tuple[str, ...] = Field(description="Debian packages every node needs.")
-    debs_dir: str | None = Field(
-        None, description="Controller folder holding the .deb files of `debs`; None: the node's own apt sources."
-    )
-    debs: dict[str, DebFile] = Field(
-        default_factory=dict, description="The packages and their dependency closure, downloaded once."
+    """The system packages a node needs: pushed as .debs of its release from the controller, or
+    (`debs` None) installed by name from the node's own package sources."""
+
+    packages: tuple[str, ...] = Field(description="Debian/Ubuntu packages every node needs.")
+    release: ReleaseName | None = Field(None, description="The release the .debs are for: the node must run it.")
+    debs_dir: str | None = Field(None, description="Controller folder holding the .deb files of `debs`.")
+    debs: dict[str, DebFile] | None = Field(
+        None, description="The packages and their dependency closure, downloaded once; None: the node's sources."
     )
     proxy: str | None = Field(None, pattern=URL.pattern, description="apt's HTTP proxy, for the node's own sources.")
+
+    @model_validator(mode="after")
+    def _pushed_together(self) -> SystemPackagesSpec:
+        if not (self.release is None) == (self.debs_dir is None) == (self.debs is None):
+            raise ValueError("release, debs_dir and debs go together: all (pushed .debs) or none (node's sources)")
+        return self
 
 
 class PythonRuntimeSpec(Spec):

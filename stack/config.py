@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from artifacts.debs import Mirrors
 from artifacts.weights import HF_REPO_AT_REVISION
 from deploys.platforms import PlatformKey
 from deploys.specs import LOGIN_NAME, MODEL_DIRECTORY, URL
@@ -75,7 +76,8 @@ class HostConfig(StrictModel):
     route_out: bool = Field(
         True,
         description="The node reaches its own package sources (or `packages.proxy`): it installs the locked wheels "
-        "from `packages.index_url` and system packages with its apt; false: everything is pushed from the controller.",
+        "from `packages.index_url` and system packages with its apt; false: the controller pushes everything, "
+        "the system packages as .debs of the host's `os` fetched from `packages.*_mirror`.",
     )
     os: PlatformKey | None = Field(
         None,
@@ -144,8 +146,9 @@ class NvidiaDriverInstall(StrictModel):
     )
 
 
-class PackagesConfig(StrictModel):
-    """Where nodes with a route out get packages; the lock's hashes pin every wheel whichever index serves it."""
+class PackagesConfig(Mirrors):
+    """Where packages come from. The lock's hashes pin every wheel whichever index serves it; the mirrors serve
+    the controller when it fetches .debs for hosts without a route out (http(s), or `file:///` of a mirror copy)."""
 
     index_url: Url = Field("https://pypi.org/simple", description="A PEP 503 index serving the lock's wheels (PyPI or a mirror).")
     proxy: Url | None = Field(None, description="An HTTP proxy for pip and apt on nodes with a route out.")
@@ -226,6 +229,7 @@ class StackConfig(StrictModel):
     ray: RaySettings = RaySettings()
     vllm: VllmSettings = VllmSettings()
     nvidia_driver_install: NvidiaDriverInstall | None = None
+    packages: PackagesConfig = PackagesConfig()
     purge_caches: bool = Field(False, description="Let `destroy` delete the wheel, .deb and weight caches too.")
     ray_token: SecretStr | None = None
     api_key: SecretStr | None = None

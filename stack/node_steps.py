@@ -39,14 +39,25 @@ from stack.config import HostConfig, NetworkConfig, StackConfig
 from stack.firewall import EPHEMERAL_PORTS, FirewallPolicy, firewall_policy, ruleset
 
 SYSTEM_PACKAGES = ("python3", "python3-venv", "libnuma1", "nftables")
-"""What every node needs from Debian: the interpreter, venv support, libnuma for vLLM's CPU
-backend (torch loads it on GPU hosts too), and nft for the host firewall."""
+"""What every node needs from its distribution: the interpreter, venv support, libnuma for vLLM's
+CPU backend (torch loads it on GPU hosts too), and nft for the host firewall."""
+
+
+def pushed_release(host: HostConfig) -> str | None:
+    """The release whose .debs the controller pushes to `host`; None when it reaches its own sources."""
+    return None if host.route_out else host.os
+
+
+def pushed_releases(hosts: list[HostConfig]) -> list[str]:
+    """The releases the controller fetches .debs for, once each: none when every host has a route
+    out, and then the controller never calls apt."""
+    return sorted({release for host in hosts if (release := pushed_release(host)) is not None})
 
 
 @dataclass(frozen=True)
 class NodeInputs:
     """Everything one node's steps are built from. The artifacts (`debs`, `wheelhouse`, `model`) are
-    None until known; a step reads only those it `needs`."""
+    None until known; a step reads only those it `needs`. `debs` stays None for a host with a route out."""
 
     host: HostConfig
     network: NetworkConfig
@@ -95,11 +106,13 @@ def nvidia_spec(inputs: NodeInputs) -> NvidiaSpec:
 
 
 def system_packages_spec(inputs: NodeInputs) -> SystemPackagesSpec:
-    """A node with a route out installs from its own apt sources; others get the controller's .debs."""
-    if inputs.package_index is not None:
-        return SystemPackagesSpec(packages=SYSTEM_PACKAGES, proxy=inputs.package_index.proxy)
+    """The .debs of the host's release when it has no route out; else the packages by name, for the
+    host to install from its own sources."""
+    if pushed_release(inputs.host) is None:
+        proxy = inputs.package_index.proxy if inputs.package_index is not None else None
+        return SystemPackagesSpec(packages=SYSTEM_PACKAGES, proxy=proxy)
     debs = inputs.debs
-    return SystemPackagesSpec(packages=debs.packages, debs_dir=debs.debs_dir, debs=debs.debs)
+    return SystemPackagesSpec(packages=debs.packages, release=debs.release, debs_dir=debs.debs_dir, debs=debs.debs)
 
 
 def firewall_spec(inputs: NodeInputs) -> FirewallSpec:

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from artifacts.debs import RELEASES
 from stack.config import SECRET_KEYS, HostConfig, StackConfig
 from stack.planner.plan import layout_size_problem, partition_problems
 from stack.planner.shape import read_config_json
@@ -86,6 +87,10 @@ PATTERN_HINTS = {
     "url": "use a plain http(s) URL such as https://repo.example.com/cuda/debian12/x86_64",
     "name": "use letters, digits, spaces and `._()+-`",
     "suite": "use `/` for a flat repository or a suite name such as bookworm",
+    **dict.fromkeys(
+        ("debian_mirror", "debian_security_mirror", "ubuntu_mirror"),
+        "use a plain http(s) URL such as http://deb.debian.org/debian, or file:///<path> of a mirror on the controller",
+    ),
 }
 """The fix for a value that does not match its field's pattern, by field name."""
 
@@ -126,6 +131,7 @@ def check_stack(config: StackConfig) -> Iterator[tuple[str, str]]:
     yield from _check_roles(config.hosts)
     yield from _check_unique_hosts(config.hosts)
     yield from _check_hosts_gpus(config.hosts)
+    yield from _check_pushed_release(config.hosts)
     yield from _check_ssh_keys(config.hosts)
     yield from _check_sudo(config.hosts)
     yield from _check_subnet(config)
@@ -299,6 +305,15 @@ def _check_hosts_gpus(hosts: list[HostConfig]) -> Iterator[tuple[str, str]]:
             yield f"hosts[{index}].gpus", f"{host.name} is `nvidia` but lists no GPUs; add `gpus: [{{memory_gb: 24}}]`"
         if host.accelerator == "cpu" and host.gpus:
             yield f"hosts[{index}].gpus", f"{host.name} is `cpu` but lists GPUs; remove them or set `accelerator: nvidia`"
+
+
+def _check_pushed_release(hosts: list[HostConfig]) -> Iterator[tuple[str, str]]:
+    for index, host in enumerate(hosts):
+        if not host.route_out and host.os is None:
+            yield f"hosts[{index}].os", (
+                f"{host.name} has `route_out: false`, so the controller pushes its system packages and must know "
+                f"which release's .debs to fetch: set `os` to one of {', '.join(RELEASES)}"
+            )
 
 
 def _check_ssh_keys(hosts: list[HostConfig]) -> Iterator[tuple[str, str]]:

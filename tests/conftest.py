@@ -73,11 +73,12 @@ def model_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def raw_config(ssh_key: Path, model_dir: Path) -> dict:
-    """Two CPU hosts, pipeline parallelism 2: the lab's shape."""
+    """Two CPU hosts, pipeline parallelism 2, Debian 12 without a route out: the lab's shape."""
 
     def host(name: str, address: str, role: str) -> dict:
         ssh = {"user": "root", "port": 22, "key_file": str(ssh_key)}
-        return {"name": name, "address": address, "ssh": ssh, "role": role, "accelerator": "cpu"}
+        return {"name": name, "address": address, "ssh": ssh, "role": role, "accelerator": "cpu",
+                "os": "debian-12", "route_out": False}  # fmt: skip
 
     return {
         "hosts": [host("lab1", "10.201.0.11", "head"), host("lab2", "10.201.0.12", "worker")],

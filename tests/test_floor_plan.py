@@ -32,7 +32,9 @@ TOOL_HOMES = {
 
 def source_modules(root: Path = REPO_ROOT) -> dict[str, Path]:
     modules = {}
-    for path in root.rglob("*.py"):
+    # Only the floors' own folders: the caches (a lab base holds a whole Python) are not source.
+    paths = [*root.glob("*.py"), *(path for floor in FLOORS if (root / floor).is_dir() for path in (root / floor).rglob("*.py"))]
+    for path in paths:
         relative = path.relative_to(root)
         if relative.parts[0] in FLOORS or relative.stem in FLOORS and len(relative.parts) == 1:
             name = ".".join(relative.with_suffix("").parts).removesuffix(".__init__")

@@ -18,13 +18,14 @@ from pathlib import Path
 import pulumi
 import yaml
 
+from artifacts.debs import Mirrors
 from artifacts.wheels import describe_wheelhouse
 from components.artifacts import DebPackages, ModelArtifact, Wheelhouse
 from components.node import Node, NodeArgs
 from components.stack_inputs import identical_nodes
 from stack.config import HostConfig, NetworkConfig
 from stack.hosts import host_key_policy
-from stack.node_steps import SYSTEM_PACKAGES, NodeInputs
+from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, pushed_release, pushed_releases
 
 
 class PrebuiltWheelhouse:
@@ -52,14 +53,15 @@ def inventory_hosts(path: Path, count: int | None) -> list[HostConfig]:
 source = os.environ["RVS_WHEELHOUSE"]
 wheelhouse = Wheelhouse("wheelhouse", flavor=source) if "/" not in source else PrebuiltWheelhouse(source)
 model = ModelArtifact("model", path=os.environ["RVS_MODEL"])
-debs = DebPackages("debs", packages=[*SYSTEM_PACKAGES, *os.environ.get("RVS_EXTRA_PACKAGES", "").split()])
 hosts = inventory_hosts(Path(os.environ["RVS_INVENTORY"]), int(os.environ["RVS_HOSTS"]) if "RVS_HOSTS" in os.environ else None)
+packages = [*SYSTEM_PACKAGES, *os.environ.get("RVS_EXTRA_PACKAGES", "").split()]
+debs = {release: DebPackages(f"debs-{release}", packages, release, Mirrors()) for release in pushed_releases(hosts)}
 nodes = {
     host.name: Node(
         host.name,
         NodeArgs(
             inputs=NodeInputs(host=host, network=NetworkConfig(), served_name=os.environ["RVS_SERVED_NAME"]),
-            wheelhouse=wheelhouse, model=model, debs=debs, host_keys=host_key_policy(host),
+            wheelhouse=wheelhouse, model=model, debs=debs.get(pushed_release(host)), host_keys=host_key_policy(host),
         ),
     )
     for host in hosts

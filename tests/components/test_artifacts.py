@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from artifacts import manifest as manifests
-from artifacts.debs import closure, parse_depends
+from artifacts.debs import Mirrors, closure, parse_depends
 from artifacts.paths import REPO_ROOT
 from artifacts.weights import hf_snapshot_dir, prepare_model, source_stamp
 from components.artifacts import DebsProvider, ModelProvider, WheelhouseProvider
@@ -142,3 +142,13 @@ def test_model_damage_when_local_files_change(tmp_path):
     assert ModelProvider().damage(outs) == []
     (tmp_path / "config.json").write_text("{ }")
     assert ModelProvider().damage(outs) == [f"{tmp_path} changed"]
+
+
+def test_debs_are_fetched_again_when_their_release_or_mirror_changes():
+    olds = {"packages": ["libnuma1"], "release": "debian-12", "mirrors": Mirrors().model_dump(), "purge_cache": False,
+            "debs_dir": "/c", "debs": {}, "damage": []}  # fmt: skip
+    news = {key: olds[key] for key in ("packages", "release", "mirrors", "purge_cache")}
+    assert DebsProvider().diff("debs-debian-12", olds, news).changes is False
+    moved = Mirrors(debian_mirror="http://mirror.lan/debian").model_dump()
+    assert DebsProvider().diff("debs-debian-12", olds, {**news, "mirrors": moved}).changes is True
+    assert DebsProvider().diff("debs-debian-12", olds, {**news, "release": "debian-13"}).changes is True

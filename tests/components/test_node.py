@@ -10,12 +10,13 @@ import pytest
 from pulumi.runtime.mocks import MockMonitor
 
 from artifacts import manifest as manifests
+from artifacts.debs import Mirrors
 from components.artifacts import DebPackages, ModelArtifact, Wheelhouse
 from components.node import Node, NodeArgs
 from deploys.runner import HostKeyPolicy
 from stack.config import HostConfig, NetworkConfig, Ports, RaySettings, SecurityConfig
 from stack.firewall import FirewallPolicy, port_rules
-from stack.node_steps import NodeInputs, steps_for
+from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, steps_for
 
 MODEL_MANIFEST = manifests.render({"config.json": "a" * 64, "model.safetensors": "b" * 64})
 OBSERVED = {
@@ -37,7 +38,7 @@ ARTIFACT_OUTPUTS = {
     },
     "ModelArtifact": {"local_path": "/c/model", "manifest": MODEL_MANIFEST, "manifest_digest": "0" * 64, "total_bytes": 2},
     "DebPackages": {
-        "debs_dir": "/c/.cache/debs", "packages": ["libnuma1"],
+        "release": "debian-12", "debs_dir": "/c/.cache/debs/debian-12/pool", "packages": ["libnuma1"],
         "debs": {"libnuma1": {"file": "libnuma1_2.0.16-1_amd64.deb", "version": "2.0.16-1", "depends": []}},
     },
 }  # fmt: skip
@@ -82,11 +83,12 @@ def mocks():
     return mocks
 
 
-def host(name="lab1", accelerator="cpu", tmp_key="/dev/null"):
+def host(name="lab1", accelerator="cpu", tmp_key="/dev/null", route_out=False):
     gpus = [{"memory_gb": 24}] if accelerator == "nvidia" else []
     return HostConfig(
-        name=name, address="10.201.0.11", ssh={"key_file": tmp_key}, role="head", accelerator=accelerator, gpus=gpus
-    )
+        name=name, address="10.201.0.11", ssh={"key_file": tmp_key}, role="head", accelerator=accelerator, gpus=gpus,
+        os="debian-12", route_out=route_out,
+    )  # fmt: skip
 
 
 def node_args(tmp_path, accelerator="cpu") -> NodeArgs:
@@ -95,7 +97,7 @@ def node_args(tmp_path, accelerator="cpu") -> NodeArgs:
         inputs=NodeInputs(host(accelerator=accelerator), NetworkConfig(nccl_ib_disable=True), "tiny-qwen2"),
         wheelhouse=Wheelhouse(f"wheelhouse-{accelerator}", accelerator),
         model=ModelArtifact("model", path=str(tmp_path)),
-        debs=DebPackages("debs", ["libnuma1"]),
+        debs=DebPackages("debs-debian-12", ["libnuma1"], "debian-12", Mirrors()),
         host_keys=HostKeyPolicy(),
     )
 
@@ -208,6 +210,7 @@ def test_nvidia_node_starts_with_the_preflights(mocks, tmp_path):
         assert mocks.inputs["lab1-os-preflight"]["spec"] == {
             "supported": ["debian-12", "debian-13", "ubuntu-22.04", "ubuntu-24.04"],
             "arches": ["x86_64"],
+            "declared": "debian-12",
         }
         preflight_after = registrations["lab1-nvidia-preflight"]["dependencies"]
         assert any(dep.endswith("::lab1-os-preflight") for dep in preflight_after)
@@ -221,3 +224,35 @@ def test_flavor_mismatch_is_refused(mocks, tmp_path):
     args.inputs = NodeInputs(host(accelerator="nvidia"), NetworkConfig(), "tiny-qwen2")
     with pytest.raises(ValueError, match="lab1 is `nvidia` but was given the cpu wheelhouse"):
         Node("lab1", args)
+
+
+@pulumi.runtime.test
+def test_pushed_debs_are_the_hosts_release_and_a_host_with_a_route_out_gets_none(mocks, tmp_path):
+    pushed = node_args(tmp_path)
+    Node("lab1", pushed)
+    pulled = node_args(tmp_path)
+    pulled.inputs = NodeInputs(host("lab2", route_out=True), NetworkConfig(), "tiny-qwen2")
+    pulled.debs = None
+    node = Node("lab2", pulled)
+
+    def check(_):
+        spec = mocks.inputs["lab1-system-packages"]["spec"]
+        assert spec["release"] == "debian-12" and spec["debs_dir"] == "/c/.cache/debs/debian-12/pool"
+        assert list(spec["debs"]) == ["libnuma1"]
+        assert mocks.inputs["debs-debian-12"]["mirrors"]["debian_mirror"] == "http://deb.debian.org/debian"
+        # A route out: the packages by name, for the node's own sources; no .debs.
+        assert mocks.inputs["lab2-system-packages"]["spec"] == {"packages": list(SYSTEM_PACKAGES)}
+
+    return node.pushed_bytes.apply(check)
+
+
+def test_debs_of_another_release_or_none_are_refused(mocks, tmp_path):
+    args = node_args(tmp_path)
+    args.debs = DebPackages("debs-debian-13", ["libnuma1"], "debian-13", Mirrors())
+    with pytest.raises(ValueError, match="lab1 needs the .debs of debian-12, was given debian-13"):
+        Node("lab1", args)
+    args.debs = None
+    with pytest.raises(ValueError, match="lab1 needs the .debs of debian-12, was given none"):
+        Node("lab1", args)
+    args.inputs = NodeInputs(host(route_out=True), NetworkConfig(), "tiny-qwen2")
+    Node("lab1", args)  # positive control: a host with a route out needs none

@@ -1,12 +1,13 @@
 """Pure helpers of the deploys: manifests, the runtime environment file, dependency closure."""
 
 import pytest
+from pydantic import ValidationError
 from pyinfra.api import OperationError
 
 from artifacts import manifest as manifests
 from deploys.operations import freeze_names, missing_closure
 from deploys.runtime_env import parse_env_file, render_env_file, runtime_env
-from deploys.specs import DebFile, ModelWeightsSpec, NvidiaDriverInstall, RuntimeEnvSpec, TreeSpec
+from deploys.specs import DebFile, ModelWeightsSpec, NvidiaDriverInstall, RuntimeEnvSpec, SystemPackagesSpec, TreeSpec
 
 
 def test_manifest_round_trip_and_digest(tmp_path):
@@ -69,3 +70,13 @@ def test_model_weights_go_to_one_folder_of_the_models_root(destination):
     assert spec("/var/lib/ray-vllm-stack/models/tiny").tree.destination.endswith("/tiny")
     with pytest.raises(ValueError, match="model weights go to"):
         spec(destination)
+
+
+def test_pushed_debs_come_with_their_release_and_folder():
+    with pytest.raises(ValidationError, match="release, debs_dir and debs go together"):
+        SystemPackagesSpec(packages=("jq",), debs={})
+    with pytest.raises(ValidationError, match="release, debs_dir and debs go together"):
+        SystemPackagesSpec(packages=("jq",), release="debian-12", debs={})
+    # Positive controls: all three (pushed), or none (the node's own sources).
+    assert SystemPackagesSpec(packages=("jq",), release="debian-12", debs_dir="/c", debs={}).release == "debian-12"
+    assert SystemPackagesSpec(packages=("jq",)).debs is None

@@ -47,7 +47,7 @@ def test_preview_of_the_dev_stack_lists_its_resources_without_reaching_hosts(
         ("pulumi-python:dynamic:Resource", "cluster-api-key"),
         ("pulumi-python:dynamic/artifacts:Wheelhouse", "wheelhouse"),
         ("pulumi-python:dynamic/artifacts:ModelArtifact", "model"),
-        ("pulumi-python:dynamic/artifacts:DebPackages", "debs"),
+        ("pulumi-python:dynamic/artifacts:DebPackages", "debs-debian-12"),  # the lab's release, no route out
         *(("ray-vllm-stack:index:Node", node) for node in ("lab1", "lab2")),
         *(("pulumi-python:dynamic/hosts:HostFacts", f"{node}-facts") for node in ("lab1", "lab2")),
         *(

@@ -63,7 +63,7 @@ def test_declared_os_is_one_of_the_supported_platforms(raw_config):
 
     raw_config["hosts"][0]["os"] = "ubuntu-24.04"
     config = load_stack_config(raw_config, set(), REPO_ROOT)
-    assert [host.os for host in config.hosts] == ["ubuntu-24.04", None]
+    assert [host.os for host in config.hosts] == ["ubuntu-24.04", "debian-12"]
     assert platform_spec(NodeInputs(config.hosts[0], config.network, "m")).declared == "ubuntu-24.04"
     raw_config["hosts"][1]["os"] = "rocky-9"
     assert problems_of(raw_config) == [
@@ -210,3 +210,34 @@ def test_the_sudo_password_is_a_secret_and_is_never_shown(raw_config):
     ]
     config = load_stack_config(raw_config, {"sudo_password"}, REPO_ROOT)
     assert config.sudo_password.get_secret_value() == "correct horse battery"
+
+
+def test_a_host_without_a_route_out_must_declare_its_os(raw_config):
+    del raw_config["hosts"][1]["os"]
+    assert problems_of(raw_config) == [
+        "hosts[1].os: lab2 has `route_out: false`, so the controller pushes its system packages and must know which "
+        "release's .debs to fetch: set `os` to one of debian-12, debian-13, ubuntu-22.04, ubuntu-24.04"
+    ]
+    # Positive controls: with a route out the release may stay unknown; declared, it loads too.
+    raw_config["hosts"][1]["route_out"] = True
+    assert load_stack_config(raw_config, set(), REPO_ROOT).hosts[1].os is None
+    raw_config["hosts"][1].update(os="ubuntu-24.04", route_out=False)
+    assert load_stack_config(raw_config, set(), REPO_ROOT).hosts[1].os == "ubuntu-24.04"
+
+
+def test_unknown_os_and_bad_mirrors_are_named(raw_config):
+    raw_config["hosts"][0]["os"] = "ubuntu-20.04"
+    raw_config["packages"] = {"debian_mirror": "http://mirror.lan/debian trixie main", "ubuntu_mirror": "file://relative"}
+    assert problems_of(raw_config) == [
+        "hosts[0].os: unknown value 'ubuntu-20.04'; use one of: debian-12, debian-13, ubuntu-22.04, ubuntu-24.04",
+        "packages.debian_mirror: 'http://mirror.lan/debian trixie main' is not allowed; use a plain http(s) URL such as "
+        "http://deb.debian.org/debian, or file:///<path> of a mirror on the controller",
+        "packages.ubuntu_mirror: 'file://relative' is not allowed; use a plain http(s) URL such as "
+        "http://deb.debian.org/debian, or file:///<path> of a mirror on the controller",
+    ]
+    # Positive control: an http(s) mirror and a mirror copy on the controller are both accepted.
+    raw_config["hosts"][0]["os"] = "ubuntu-22.04"
+    raw_config["packages"] = {"debian_mirror": "https://mirror.lan:8443/debian", "ubuntu_mirror": "file:///srv/mirror/ubuntu"}
+    packages = load_stack_config(raw_config, set(), REPO_ROOT).packages
+    assert (packages.debian_mirror, packages.ubuntu_mirror) == ("https://mirror.lan:8443/debian", "file:///srv/mirror/ubuntu")
+    assert packages.debian_security_mirror == "http://deb.debian.org/debian-security"

@@ -13,7 +13,7 @@ from artifacts.paths import REPO_ROOT
 from artifacts.weights import prepare_model
 from deploys.specs import Spec
 from stack.config import HostConfig, NetworkConfig
-from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, node_specs
+from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, node_specs, pushed_release, pushed_releases
 from tests.support.small_wheelhouse import small_wheelhouse
 
 TINY_MODEL = REPO_ROOT / ".cache" / "models" / "tiny-qwen2"
@@ -50,10 +50,11 @@ def node_step_specs(hosts: list[HostConfig]) -> dict[str, dict[str, Spec]]:
     wheelhouse and one extra Debian package."""
     if not (TINY_MODEL / "config.json").is_file():
         pytest.fail("the tiny model is missing: run `make model` (`make test` builds it)")
-    debs = prepare_debs([*SYSTEM_PACKAGES, EXTRA_PACKAGE])
-    wheelhouse = small_wheelhouse()
-    model = prepare_model(str(TINY_MODEL), None)
+    debs = {release: prepare_debs([*SYSTEM_PACKAGES, EXTRA_PACKAGE], release) for release in pushed_releases(hosts)}
+    artifacts = {"wheelhouse": small_wheelhouse(), "model": prepare_model(str(TINY_MODEL), None)}
     return {
-        host.name: node_specs(NodeInputs(host, NetworkConfig(), "tiny-qwen2", debs=debs, wheelhouse=wheelhouse, model=model))
+        host.name: node_specs(
+            NodeInputs(host, NetworkConfig(), "tiny-qwen2", debs=debs.get(pushed_release(host)), **artifacts)
+        )
         for host in hosts
     }
