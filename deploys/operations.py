@@ -11,6 +11,7 @@ import base64
 import shlex
 from io import StringIO
 from pathlib import PurePosixPath
+from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import FunctionCommand, OperationError, operation
@@ -206,7 +207,11 @@ def wheel_source(spec: PythonEnvSpec) -> str:
     if spec.index is None:
         return f"--no-index --find-links {_q(spec.wheelhouse.destination)}"
     proxy = f" --proxy {_q(spec.index.proxy)}" if spec.index.proxy else ""
-    return f"--index-url {_q(spec.index.url)}{proxy}"
+    # pip ignores a plain-http index unless told to trust it; the lock's hashes already pin every
+    # byte it serves, so a LAN mirror without TLS can change nothing that gets installed.
+    url = urlsplit(spec.index.url)
+    trusted = f" --trusted-host {_q(url.netloc)}" if url.scheme == "http" else ""
+    return f"--index-url {_q(spec.index.url)}{trusted}{proxy}"
 
 
 def freeze_names(freeze: list[str]) -> set[str]:

@@ -32,7 +32,7 @@ def target(host, user: str) -> SshTarget:
     return SshTarget(name=host.name, address=str(host.address), user=user, port=22, key_file=str(host.ssh.key_file), sudo=True)
 
 
-def whoami_as_root(host) -> dict:
+def whoami_as_root(host, **_arguments) -> dict:
     """Observes `id -un` through the host's sudo (what every fact and operation does)."""
     from pyinfra.facts.server import Command
 
@@ -103,6 +103,8 @@ class IndexServer:
                 requests.append(f"{self.client_address[0]} GET {self.path}")
                 body = pages.get(self.path)
                 self.send_response(200 if body is not None else 404)
+                kind = "text/html" if self.path.startswith("/simple/") else "application/octet-stream"
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body or b"")))
                 self.end_headers()
                 self.wfile.write(body or b"")
@@ -154,7 +156,8 @@ def test_a_node_with_a_route_out_installs_the_lock_from_an_index_and_refuses_a_w
         finally:
             server.stop()
         # The node fetched the wheels itself, from the index.
-        assert any(line.startswith(f"{host.address} GET /files/six-1.17.0") for line in server.requests)
+        assert any(line.startswith(f"{host.address} GET /files/six-1.17.0") for line in server.requests), (
+            result.error, server.requests)
         if expect_ok:
             assert result.error is None
             freeze = run_on(host.name, f"{PULL_VENV}/bin/python -m pip freeze")
