@@ -5,8 +5,8 @@
     RVS_STACK=prod pyinfra -y pyinfra_inventory.py pyinfra_deploy.py --limit gpu1
 
 Run it from the project folder. Loading it validates `Pulumi.<RVS_STACK>.yaml` (default `dev`) and
-prepares the controller's artifacts (the .debs, each flavor's wheelhouse, the model: cached, so only
-the first load downloads); each host's data carries its connection and its steps. Provisioning
+prepares the controller's artifacts (the .debs, the interpreter, each flavor's wheelhouse, the model:
+cached, so only the first load downloads or builds); each host's data carries its connection and its steps. Provisioning
 needs none of the stack's secrets; a gated model's token comes from HF_TOKEN in the environment.
 """
 
@@ -16,8 +16,10 @@ from pathlib import Path
 import yaml
 
 from artifacts.debs import prepare_debs
+from artifacts.python_build import prepare_python
 from artifacts.weights import prepare_model
 from artifacts.wheels import prepare_wheelhouse
+from deploys.layout import PYTHON_PREFIX
 from deploys.runner import connection_data
 from stack import node_steps  # a module: pyinfra takes every module-level list or tuple for a host group
 from stack.config import StackConfig
@@ -40,6 +42,7 @@ def host_entries(config: StackConfig) -> list[tuple[str, dict]]:
     """(host name, pyinfra host data) per host: its SSH connection and `steps`, a list of
     (step name, spec) in table order."""
     debs = prepare_debs(list(node_steps.SYSTEM_PACKAGES))
+    python = prepare_python(PYTHON_PREFIX, config.python.source, config.python.sha256)
     wheelhouses = {flavor: prepare_wheelhouse(flavor) for flavor in {host.accelerator for host in config.hosts}}
     source = config.model
     model = prepare_model(
@@ -47,7 +50,9 @@ def host_entries(config: StackConfig) -> list[tuple[str, dict]]:
     )
     entries = []
     for host in config.hosts:
-        inputs = node_steps.NodeInputs.from_config(config, host, debs=debs, wheelhouse=wheelhouses[host.accelerator], model=model)
+        inputs = node_steps.NodeInputs.from_config(
+            config, host, debs=debs, python=python, wheelhouse=wheelhouses[host.accelerator], model=model
+        )
         steps = list(node_steps.node_specs(inputs).items())
         entries.append((host.name, {**connection_data(ssh_target(host), host_key_policy(host)), "steps": steps}))
     return entries

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from artifacts.debs import DebFiles
-from artifacts.packages.flavors import NODE_PYTHON_VERSION, get_flavor
+from artifacts.packages.flavors import get_flavor
+from artifacts.python_build import PythonBuild
 from artifacts.weights import ModelFiles
 from artifacts.wheels import WheelhouseFiles
 from deploys.layout import MODELS_ROOT, WHEELHOUSE_ROOT
@@ -35,15 +36,15 @@ from deploys.specs import (
 from stack.config import HostConfig, NetworkConfig, StackConfig
 from stack.firewall import EPHEMERAL_PORTS, FirewallPolicy, firewall_policy, ruleset
 
-SYSTEM_PACKAGES = ("python3", "python3-venv", "libnuma1", "nftables")
-"""What every node needs from Debian: the interpreter, venv support, libnuma for vLLM's CPU
-backend (torch loads it on GPU hosts too), and nft for the host firewall."""
+SYSTEM_PACKAGES = ("libnuma1", "nftables")
+"""What every node needs from Debian: libnuma for vLLM's CPU backend (torch loads it on GPU hosts
+too), and nft for the host firewall. The interpreter is the stack's own (`python-runtime`)."""
 
 
 @dataclass(frozen=True)
 class NodeInputs:
-    """Everything one node's steps are built from. The artifacts (`debs`, `wheelhouse`, `model`) are
-    None until known; a step reads only those it `needs`."""
+    """Everything one node's steps are built from. The artifacts (`debs`, `python`, `wheelhouse`,
+    `model`) are None until known; a step reads only those it `needs`."""
 
     host: HostConfig
     network: NetworkConfig
@@ -55,6 +56,7 @@ class NodeInputs:
     firewall: FirewallPolicy | None = None
     """The cluster's port rules and sources; None: no host firewall (`security.firewall: false`)."""
     debs: DebFiles | None = None
+    python: PythonBuild | None = None
     wheelhouse: WheelhouseFiles | None = None
     model: ModelFiles | None = None
 
@@ -93,9 +95,12 @@ def firewall_spec(inputs: NodeInputs) -> FirewallSpec:
     return FirewallSpec(rules=ruleset(inputs.firewall, inputs.host), ephemeral_ports=EPHEMERAL_PORTS)
 
 
-def python_runtime_spec(_inputs: NodeInputs) -> PythonRuntimeSpec:
-    """The interpreter every lock and wheelhouse is built for (`artifacts.packages.flavors`)."""
-    return PythonRuntimeSpec(version=NODE_PYTHON_VERSION)
+def python_runtime_spec(inputs: NodeInputs) -> PythonRuntimeSpec:
+    """The stack's interpreter (`artifacts.python_build`), built for the Python every lock and
+    wheelhouse targets, pushed to the prefix it was built for."""
+    python = inputs.python
+    tree = TreeSpec(source=python.path, destination=python.prefix, manifest=python.manifest, verify_content=True)
+    return PythonRuntimeSpec(version=python.version, glibc_floor=python.glibc_floor, tree=tree)
 
 
 def python_env_spec(inputs: NodeInputs) -> PythonEnvSpec:
@@ -160,7 +165,7 @@ NODE_STEPS: tuple[StepDefinition, ...] = (
     StepDefinition("system-packages", system_packages_spec, needs=("debs",)),
     # Before any service opens a port; nft comes with the system packages.
     StepDefinition("firewall", firewall_spec, when=lambda inputs: inputs.firewall is not None),
-    StepDefinition("python-runtime", python_runtime_spec),
+    StepDefinition("python-runtime", python_runtime_spec, needs=("python",)),
     StepDefinition("python-env", python_env_spec, needs=("wheelhouse",)),
     # Weights need no venv: they stream while pip installs.
     StepDefinition("model-weights", model_weights_spec, needs=("model",), after=("python-runtime",)),

@@ -10,7 +10,9 @@ from tests.deploys.harness import CASES, check_fact_case
 FACT_CASES = json.loads((CASES / "facts.json").read_text())
 
 
-@pytest.mark.parametrize("case", FACT_CASES, ids=[f"{c['fact']}: {c.get('note', c['output'][0][:30])}" for c in FACT_CASES])
+@pytest.mark.parametrize(
+    "case", FACT_CASES, ids=[f"{c['fact']}: {c.get('note') or c['output'][0][:30]}" for c in FACT_CASES]
+)
 def test_fact(case):
     check_fact_case(facts, case)
 
