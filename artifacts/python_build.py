@@ -75,7 +75,8 @@ class BuildRecipe:
     )
     trim: tuple[str, ...] = (
         "lib/python{minor}/idlelib", "lib/python{minor}/tkinter", "lib/python{minor}/turtledemo",
-        "lib/python{minor}/lib2to3/tests", "lib/libpython{minor}.a",
+        "lib/python{minor}/lib2to3/tests",
+        "lib/libpython{minor}.a", "lib/python{minor}/config-{minor}-*/libpython{minor}.a",
         "lib/python{minor}/**/__pycache__/*.opt-1.pyc", "lib/python{minor}/**/__pycache__/*.opt-2.pyc",
         "bin/idle3*", "bin/pydoc3*", "bin/2to3*", "share",
     )  # fmt: skip

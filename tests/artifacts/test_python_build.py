@@ -126,14 +126,22 @@ def test_a_url_is_downloaded_once_and_a_wrong_digest_keeps_nothing(tmp_path):
         server.shutdown()
 
 
-MODULES = "import ssl, ctypes, sqlite3, lzma, bz2, zlib, uuid, venv, readline, decimal"
+MODULES = "import ssl, ctypes, sqlite3, lzma, bz2, zlib, uuid, venv, readline, decimal, curses.panel"
+LOADED_FROM_ELSEWHERE = (
+    "import os, platform; "
+    "loaded = {line.split()[-1] for line in open('/proc/self/maps') if '.so' in line}; "
+    "print(platform.python_version()); "
+    "print(sorted(path for path in loaded if not path.startswith(os.environ['PREFIX'] + '/') "
+    "and os.path.basename(path) not in os.environ['GLIBC'].split()))"
+)
 
 
 @pytest.mark.slow
 def test_the_built_tree_runs_at_its_prefix_on_its_own_libraries():
     """Builds the interpreter (or takes it from the cache) and runs it where nodes run it, in a
-    mount namespace with the tree bound at the prefix and a bare environment: the modules import,
-    their libraries come from `<prefix>/lib`, and a venv gets pip (provisioning installs with it)."""
+    mount namespace with the tree bound at the prefix and no LD_LIBRARY_PATH: the modules import,
+    every library in the process but glibc's comes from the tree, and a venv gets pip (provisioning
+    installs with it)."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("binding the tree at its prefix needs root and unshare")
     built = python_build.prepare_python(PYTHON_PREFIX)
@@ -141,19 +149,21 @@ def test_the_built_tree_runs_at_its_prefix_on_its_own_libraries():
     assert {"libssl.so.3", "libcrypto.so.3", "libffi.so.8", "libsqlite3.so.0"} <= set(built.libraries)
     assert tuple(int(part) for part in built.glibc_floor.split(".")) <= (2, 35)  # Ubuntu 22.04's
     python = f"{PYTHON_PREFIX}/bin/python3"
+    # First from the cache folder, the prefix still empty: its libraries then come from the system.
+    control = f'PYTHONHOME={built.path} {built.path}/bin/python3 -c "{MODULES}; {LOADED_FROM_ELSEWHERE}"'
     script = (
-        f"{python} -c '{MODULES}; import _ssl, platform; print(platform.python_version(), _ssl.__file__)' && "
-        f"ldd {PYTHON_PREFIX}/lib/python3.11/lib-dynload/_ssl.*.so | grep -E 'libssl|libcrypto' && "
+        f'{python} -c "{MODULES}; {LOADED_FROM_ELSEWHERE}" && '
         f"{python} -m venv /tmp/rvs-venv && /tmp/rvs-venv/bin/python -m pip --version"
     )
     done = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-         f"mount -t tmpfs tmpfs /opt && mount -t tmpfs tmpfs /tmp && mkdir -p {PYTHON_PREFIX} "
+         f"mount -t tmpfs tmpfs /opt && mount -t tmpfs tmpfs /tmp && mkdir -p {PYTHON_PREFIX} && {control} "
          f"&& mount --bind {built.path} {PYTHON_PREFIX} && {script}"],
-        env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "PREFIX": PYTHON_PREFIX, "GLIBC": " ".join(python_build.GLIBC_SONAMES)},
+        capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[0].startswith("3.11.2 ")
-    assert all(f"=> {PYTHON_PREFIX}/lib/" in line for line in lines[1:3]), lines[1:3]
-    assert lines[3].startswith("pip ") and "/tmp/rvs-venv/" in lines[3]
+    _, from_the_system, version, outside, pip = done.stdout.splitlines()
+    assert "/libssl.so.3'" in from_the_system and "/opt/" not in from_the_system
+    assert version == "3.11.2" and outside == "[]"
+    assert pip.startswith("pip ") and "/tmp/rvs-venv/" in pip
