@@ -2,12 +2,13 @@
 
 import pulumi
 
-from components.artifacts import DebPackages, ModelArtifact, Wheelhouse
+from components.artifacts import DebPackages, ModelArtifact, PythonInterpreter, Wheelhouse
 from components.node import Node, NodeArgs
 from components.ray_cluster import RayCluster, RayClusterArgs
 from components.secrets import ClusterSecrets, ClusterSecretsArgs, GeneratedCertificate
 from components.stack_inputs import identical_nodes, read_stack_config, stop_on_config_error
 from components.vllm_service import VllmService, VllmServiceArgs
+from deploys.layout import PYTHON_PREFIX
 from stack.hosts import host_key_policy
 from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, pushed_release, pushed_releases
 from stack.serving import serving_plan
@@ -33,6 +34,9 @@ elif config.security.tls == "files":
 else:
     certificate, tls_fingerprint = None, None
 
+python = PythonInterpreter(
+    "python", PYTHON_PREFIX, config.python.source, config.python.sha256, purge_cache=config.purge_caches
+)
 wheelhouse = Wheelhouse("wheelhouse", flavor=config.accelerator, purge_cache=config.purge_caches)
 model = ModelArtifact(
     "model",
@@ -54,6 +58,7 @@ nodes = {
         host.name,
         NodeArgs(
             inputs=node_inputs[host.name],
+            python=python,
             wheelhouse=wheelhouse,
             model=model,
             debs=debs.get(pushed_release(host)),

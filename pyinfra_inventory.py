@@ -5,10 +5,10 @@
     RVS_STACK=prod pyinfra -y pyinfra_inventory.py pyinfra_deploy.py --limit gpu1
 
 Run it from the project folder. Loading it validates `Pulumi.<RVS_STACK>.yaml` (default `dev`) and
-prepares the controller's artifacts (the .debs of each release of hosts without a route out, each
-flavor's wheelhouse, the model: cached, so only the first load downloads); each host's data
-carries its connection and its steps. Provisioning needs none of the stack's secrets; a gated
-model's token comes from HF_TOKEN in the environment.
+prepares the controller's artifacts (the .debs of each release of hosts without a route out, the
+interpreter, each flavor's wheelhouse, the model: cached, so only the first load downloads or builds);
+each host's data carries its connection and its steps. Provisioning needs none of the stack's
+secrets; a gated model's token comes from HF_TOKEN in the environment.
 """
 
 import os
@@ -17,8 +17,10 @@ from pathlib import Path
 import yaml
 
 from artifacts.debs import prepare_debs
+from artifacts.python_build import prepare_python
 from artifacts.weights import prepare_model
 from artifacts.wheels import prepare_wheelhouse
+from deploys.layout import PYTHON_PREFIX
 from deploys.runner import connection_data
 from stack import node_steps  # a module: pyinfra takes every module-level list or tuple for a host group
 from stack.config import StackConfig
@@ -44,6 +46,7 @@ def host_entries(config: StackConfig) -> list[tuple[str, dict]]:
         release: prepare_debs(list(node_steps.SYSTEM_PACKAGES), release, config.packages)
         for release in node_steps.pushed_releases(config.hosts)
     }
+    python = prepare_python(PYTHON_PREFIX, config.python.source, config.python.sha256)
     wheelhouses = {flavor: prepare_wheelhouse(flavor) for flavor in {host.accelerator for host in config.hosts}}
     source = config.model
     model = prepare_model(
@@ -52,7 +55,7 @@ def host_entries(config: StackConfig) -> list[tuple[str, dict]]:
     entries = []
     for host in config.hosts:
         artifacts = {"debs": debs.get(node_steps.pushed_release(host)), "wheelhouse": wheelhouses[host.accelerator]}
-        inputs = node_steps.NodeInputs.from_config(config, host, model=model, **artifacts)
+        inputs = node_steps.NodeInputs.from_config(config, host, model=model, python=python, **artifacts)
         steps = list(node_steps.node_specs(inputs).items())
         entries.append((host.name, {**connection_data(ssh_target(host), host_key_policy(host)), "steps": steps}))
     return entries

@@ -1,8 +1,8 @@
-"""What the controller fetches once per stack, as Pulumi resources: the wheelhouse of a node
-flavor, the model weights, and the Debian packages nodes may lack.
+"""What the controller fetches once per stack, as Pulumi resources: the nodes' interpreter, the
+wheelhouse of a node flavor, the model weights, and the Debian packages nodes may lack.
 
-Each provider calls a plain function (`artifacts.wheels`, `artifacts.weights`,
-`artifacts.debs`) on create/update; `read` (refresh) checks the cache is still whole; `delete`
+Each provider calls a plain function (`artifacts.python_build`, `artifacts.wheels`,
+`artifacts.weights`, `artifacts.debs`) on create/update; `read` (refresh) checks the cache is still whole; `delete`
 keeps the cache unless `purge_cache` was set when it was last applied (`destroy` keeps caches).
 """
 
@@ -17,12 +17,13 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvide
 from pydantic import BaseModel
 
 from artifacts.debs import DebFiles, Mirrors, prepare_debs
+from artifacts.python_build import BuildRecipe, PythonBuild, prepare_python
 from artifacts.weights import ModelFiles, prepare_model, source_stamp
 from artifacts.wheels import WheelhouseFiles, prepare_wheelhouse, source_digest
 
 
 class CacheProvider(ResourceProvider):
-    """Shared shape of the three caches; subclasses say how to fill, check and purge theirs."""
+    """Shared shape of the caches; subclasses say how to fill, check and purge theirs."""
 
     serialize_as_secret_always = False
     inputs: tuple[str, ...] = ()
@@ -63,12 +64,8 @@ class CacheProvider(ResourceProvider):
         return {**props, **self.fill(props), "damage": []}
 
 
-class WheelhouseProvider(CacheProvider):
-    inputs = ("flavor", "source")
-
-    def fill(self, props):
-        files = prepare_wheelhouse(props["flavor"])
-        return {**files.model_dump(mode="json"), "cache_id": files.key}
+class TreeCacheProvider(CacheProvider):
+    """A cache that is one folder described by a manifest (`path`, `manifest` outputs)."""
 
     def damage(self, outs):
         from artifacts.manifest import parse
@@ -76,8 +73,27 @@ class WheelhouseProvider(CacheProvider):
         root = Path(outs["path"])
         return sorted(name for name in parse(outs["manifest"]) if not (root / name).is_file())
 
+
+class WheelhouseProvider(TreeCacheProvider):
+    inputs = ("flavor", "source")
+
+    def fill(self, props):
+        files = prepare_wheelhouse(props["flavor"])
+        return {**files.model_dump(mode="json"), "cache_id": files.key}
+
     def purge(self, outs):
         shutil.rmtree(outs["path"], ignore_errors=True)
+
+
+class PythonProvider(TreeCacheProvider):
+    inputs = ("prefix", "source", "sha256", "build_key")
+
+    def fill(self, props):
+        built = prepare_python(props["prefix"], props["source"], props["sha256"])
+        return {**built.model_dump(mode="json"), "cache_id": built.key}
+
+    def purge(self, outs):
+        shutil.rmtree(Path(outs["path"]).parent, ignore_errors=True)  # the key's folder: tree + build record
 
 
 class ModelProvider(CacheProvider):
@@ -191,3 +207,30 @@ class DebPackages(CacheResource, module="artifacts", name="DebPackages"):
         props = {"packages": list(packages), "release": release, "mirrors": mirrors, "purge_cache": purge_cache}
         outputs = (*(field for field in DebFiles.model_fields if field not in props), *_CACHE_OUTPUTS)
         super().__init__(DebsProvider(), name, {**props, **dict.fromkeys(outputs)}, opts)
+
+
+class PythonInterpreter(CacheResource, module="artifacts", name="PythonInterpreter"):
+    """The nodes' CPython, built once from its source tarball into `.cache/python/<key>/` for `prefix`
+    (`deploys.layout.PYTHON_PREFIX`). `build_key` names the source digest and build recipe, so a new
+    recipe diffs at preview."""
+
+    files_type = PythonBuild
+
+    def __init__(
+        self,
+        name: str,
+        prefix: str,
+        source: str,
+        sha256: str,
+        purge_cache: bool = False,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        props = {
+            "prefix": prefix,
+            "source": source,
+            "sha256": sha256,
+            "build_key": BuildRecipe(prefix=prefix).key(sha256),
+            "purge_cache": purge_cache,
+        }
+        outputs = (*(field for field in PythonBuild.model_fields if field not in props), *_CACHE_OUTPUTS)
+        super().__init__(PythonProvider(), name, {**props, **dict.fromkeys(outputs)}, opts)

@@ -1,8 +1,8 @@
 """One provisioned node: its facts and every provisioning step, as one Pulumi component.
 
     node = Node("lab1", NodeArgs(inputs=NodeInputs(host=..., network=..., served_name=...),
-                                 wheelhouse=..., model=..., debs=...))
-    node.fingerprint   # {"python", "packages", "weights", "driver", "cuda"}: compare across nodes
+                                 python=..., wheelhouse=..., model=..., debs=...))
+    node.fingerprint   # {"python", "python_build", "packages", "weights", "driver", "cuda"}: compare across nodes
     node.runtime_env   # {"GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME", "VLLM_HOST_IP", "NCCL_IB_DISABLE"}
 
 The steps are the host's of `stack.node_steps.NODE_STEPS`, after the host's facts, each waiting for the ones it
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.artifacts import DebPackages, ModelArtifact, Wheelhouse
+from components.artifacts import DebPackages, ModelArtifact, PythonInterpreter, Wheelhouse
 from components.hosts import HostFacts
 from components.provisioning import NodeStep
 from deploys.layout import VENV
@@ -30,6 +30,8 @@ from stack.node_steps import NodeInputs, pushed_release, steps_for, with_artifac
 class NodeArgs:
     inputs: NodeInputs
     """The host and its settings; its artifacts stay None: they come from the resources below."""
+    python: PythonInterpreter
+    """The interpreter every node runs (one build for the whole cluster)."""
     wheelhouse: Wheelhouse
     """Built for the host's accelerator (flavor `cpu` or `nvidia`)."""
     model: ModelArtifact
@@ -37,7 +39,7 @@ class NodeArgs:
     """The .debs of the host's `os` when it has no route out (`stack.node_steps.pushed_release`); else None."""
     host_keys: HostKeyPolicy
     purge_caches: bool = False
-    """Let `destroy` also delete the node's wheelhouse and weights."""
+    """Let `destroy` also delete the node's interpreter, wheelhouse and weights."""
     sudo_password: pulumi.Output[str] | None = None
     """The login user's sudo password (a secret), for a host reached through sudo that needs one."""
 
@@ -64,6 +66,7 @@ class Node(pulumi.ComponentResource):
         target = ssh_target(host)
         artifacts = {
             "debs": args.debs.files() if args.debs is not None else pulumi.Output.from_input(None),
+            "python": args.python.files(),
             "wheelhouse": args.wheelhouse.files(),
             "model": args.model.files(),
         }

@@ -32,6 +32,7 @@ from pulumi.runtime import rpc
 from pydantic import ValidationError
 
 from artifacts.paths import REPO_ROOT
+from deploys.layout import PYTHON_ROOT
 from deploys.runner import HostKeyPolicy, SshTarget, run_deploy
 from deploys.steps import STEPS
 
@@ -113,6 +114,12 @@ def recorded_in_current_shape(props: dict[str, Any]) -> dict[str, Any]:
         # Services recorded before the service user ran as root, their probe sourcing the key file.
         spec = {**{k: v for k, v in spec.items() if k != "probe_env_files"}, "user": "root"}
         props["spec"] = spec
+    if props.get("step") == "python-runtime" and isinstance(spec, dict) and "tree" not in spec:
+        # Recorded when nodes ran the OS's python3 and only its version was checked: read as the
+        # stack's interpreter not pushed yet (a refresh finds it missing; the next `up` pushes it).
+        destination = f"{PYTHON_ROOT}/{spec['version']}"
+        tree = {"source": "", "destination": destination, "manifest": "", "verify_content": True}
+        props["spec"] = {"version": spec["version"], "glibc_floor": "0.0", "tree": tree}
     if isinstance(spec, dict) and "files" in spec:
         files = spec["files"]
         props["spec"] = {**{k: v for k, v in spec.items() if k != "files"},

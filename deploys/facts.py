@@ -113,27 +113,30 @@ class InstalledDebs(FactBase[dict]):
 
 
 class VenvPackages(FactBase[dict | None]):
-    """`pip freeze --all` of a venv and the record left when provisioning installed it:
-    {"freeze": [...], "record": {"lock": key, "freeze": [...]} | None}; None without a venv."""
+    """`pip freeze --all` of a venv, the record left when provisioning installed it, and the folder
+    of the interpreter that made it (`home` in pyvenv.cfg):
+    {"freeze": [...], "record": {"lock": key, "freeze": [...]} | None, "home": str | None}; None without a venv."""
 
     def command(self, venv: str) -> str:
         python = shlex.quote(f"{venv}/bin/python")
         record = shlex.quote(f"{venv}/{VENV_RECORD_NAME}")
+        config = shlex.quote(f"{venv}/pyvenv.cfg")
         return (
             f"if [ -x {python} ]; then echo {_SECTION}; "
             f"{python} -m pip freeze --all --disable-pip-version-check 2>/dev/null; "
-            f"echo {_SECTION}; cat {record} 2>/dev/null; fi; true"
+            f"echo {_SECTION}; cat {record} 2>/dev/null; "
+            f"echo {_SECTION}; sed -n 's/^home *= *//p' {config} 2>/dev/null; fi; true"
         )
 
     def process(self, output: list[str]) -> dict | None:
         parts = _sections(output)
-        if len(parts) < 3:
+        if len(parts) < 4:
             return None
-        freeze, record_lines = parts[1], parts[2]
+        freeze, record_lines, home = parts[1], parts[2], parts[3]
         record = None
         if record_lines and record_lines[0].startswith("lock "):
             record = {"lock": record_lines[0].split(" ", 1)[1], "freeze": record_lines[1:]}
-        return {"freeze": freeze, "record": record}
+        return {"freeze": freeze, "record": record, "home": home[0].strip() if home else None}
 
 
 class SyncedTree(FactBase[dict]):

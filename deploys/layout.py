@@ -1,7 +1,8 @@
 """Where provisioning and the services put things on every node: one fixed layout, the same on all
 hosts, and the only place a node path is written down.
 
-    /opt/ray-vllm-stack/venv/                       the node's virtualenv (pinned package set)
+    /opt/ray-vllm-stack/python/<X.Y.Z>/             the stack's CPython, pushed from the controller + MANIFEST.sha256
+    /opt/ray-vllm-stack/venv/                       the node's virtualenv (pinned package set), made with it
     /opt/ray-vllm-stack/venv/ray-vllm-stack.lock    lock key + `pip freeze --all` right after install
     /opt/ray-vllm-stack/bin/probes.py               the services' readiness probe
     /opt/ray-vllm-stack/bin/api_front.py            the API front: the key on every path but /health
@@ -24,8 +25,16 @@ hosts, and the only place a node path is written down.
     /usr/share/keyrings/ray-vllm-stack-nvidia.asc   the NVIDIA repository's key (driver install only)
     /etc/apt/sources.list.d/ray-vllm-stack-nvidia.list   that repository
 
-Caches (wheelhouse, debs, weights) survive `pulumi destroy` unless a purge is asked for.
+Caches (wheelhouse, debs, weights) and the interpreter survive `pulumi destroy` unless a purge is asked for.
 """
+
+from artifacts.packages.flavors import NODE_PYTHON_VERSION
+
+PYTHON_ROOT = "/opt/ray-vllm-stack/python"
+PYTHON_PREFIX = f"{PYTHON_ROOT}/{NODE_PYTHON_VERSION}"
+"""The stack's own interpreter (`artifacts.python_build`), the one every lock targets; built for this
+very prefix, so it runs from here only."""
+PYTHON_INTERPRETER = f"{PYTHON_PREFIX}/bin/python3"
 
 VENV = "/opt/ray-vllm-stack/venv"
 VENV_RECORD_NAME = "ray-vllm-stack.lock"

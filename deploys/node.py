@@ -47,9 +47,7 @@ def system_packages(spec: SystemPackagesSpec):
 
 @deploy("Python runtime")
 def python_runtime(spec: PythonRuntimeSpec):
-    operations.python_version(
-        name=f"Check that {spec.interpreter} is {spec.version}", version=spec.version, interpreter=spec.interpreter
-    )
+    operations.python_installed(name=f"Install the stack's Python {spec.version} at {spec.tree.destination}", spec=spec)
 
 
 @deploy("Python environment")
@@ -74,6 +72,13 @@ def model_weights(spec: ModelWeightsSpec):
 @deploy("Runtime environment")
 def runtime_env(spec: RuntimeEnvSpec):
     operations.runtime_env_file(name=f"Write {spec.path}", spec=spec)
+
+
+@deploy("Retire Python runtime")
+def retire_python_runtime(spec: PythonRuntimeSpec, purge_cache: bool):
+    """The interpreter is kept like a cache (pushing it again costs a push): only a purge removes it."""
+    if purge_cache:
+        files.directory(name=f"Remove {spec.tree.destination}", path=spec.tree.destination, present=False)
 
 
 @deploy("Retire Python environment")

@@ -64,7 +64,15 @@ def system_packages(host: Host, spec: SystemPackagesSpec) -> dict:
 
 
 def python_runtime(host: Host, spec: PythonRuntimeSpec) -> dict:
-    return {"version": host.get_fact(PythonVersion, interpreter=spec.interpreter)}
+    """The interpreter's version and the digest of the tree the node holds (the same digest on every
+    node: one build), checked file by file: an edited file reads as drift."""
+    tree = host.get_fact(SyncedTree, path=spec.tree.destination, verify_content=True)
+    return {
+        "version": host.get_fact(PythonVersion, interpreter=spec.interpreter),
+        "build": _manifest_digest(tree),
+        "failed": tree["failed"],
+        "glibc": host.get_fact(HostPlatform)["glibc"],
+    }
 
 
 def python_env(host: Host, spec: PythonEnvSpec) -> dict:
@@ -79,8 +87,12 @@ def python_env(host: Host, spec: PythonEnvSpec) -> dict:
 
 def model_weights(host: Host, spec: ModelWeightsSpec) -> dict:
     tree = host.get_fact(SyncedTree, path=spec.tree.destination, verify_content=True)
-    digest = manifests.manifest_digest(manifests.parse(tree["manifest"])) if tree["manifest"] is not None else None
-    return {"manifest_digest": digest, "failed": tree["failed"]}
+    return {"manifest_digest": _manifest_digest(tree), "failed": tree["failed"]}
+
+
+def _manifest_digest(tree: dict) -> str | None:
+    """The digest of a `SyncedTree`'s manifest; None without one."""
+    return manifests.manifest_digest(manifests.parse(tree["manifest"])) if tree["manifest"] is not None else None
 
 
 def runtime_env(host: Host, spec: RuntimeEnvSpec) -> dict:

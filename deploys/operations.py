@@ -1,7 +1,7 @@
 """Operations: compare a node's facts with the desired state and yield the commands that close the
 gap, or `host.noop(<why nothing to do>)`. Every shell argument is quoted.
 
-Checks that must stop a node before anything changes (OS release, Python version, NVIDIA driver) raise
+Checks that must stop a node before anything changes (OS release, glibc, NVIDIA driver) raise
 `OperationError` while pyinfra prepares the operations, i.e. before any command runs.
 """
 
@@ -40,13 +40,14 @@ from deploys.specs import (
     NvidiaDriverInstall,
     PlatformSpec,
     PythonEnvSpec,
+    PythonRuntimeSpec,
     RuntimeEnvSpec,
     SystemPackagesSpec,
     TreeSpec,
 )
 from deploys.transfer import push_files
 
-# Present in every venv `python3 -m venv` makes; never uninstalled as extras.
+# Present in every venv `python -m venv` makes; never uninstalled as extras.
 VENV_BASE_PACKAGES = frozenset({"pip", "setuptools", "wheel"})
 _PUSHED = ".MANIFEST.pushed"
 _NEW_MANIFEST = ".MANIFEST.new"
@@ -113,17 +114,38 @@ def missing_closure(missing: list[str], debs: dict[str, DebFile], installed: dic
 
 
 @operation()
-def python_version(version: str, interpreter: str = "python3"):
-    """Fails unless the node's interpreter is exactly `version`: Ray refuses nodes whose Python
-    patch version differs, so a mismatch must stop provisioning, not surface at `ray start`."""
-    found = host.get_fact(PythonVersion, interpreter=interpreter)
-    if found != version:
+def python_installed(spec: PythonRuntimeSpec):
+    """Puts the stack's interpreter at its prefix and fails unless it runs as exactly
+    `spec.version`: Ray refuses nodes whose Python patch version differs, so a mismatch must stop
+    provisioning, not surface at `ray start`. A node whose glibc is older than the tree needs is
+    refused before anything is pushed."""
+    glibc = host.get_fact(HostPlatform)["glibc"]
+    if glibc is None or _version(glibc) < _version(spec.glibc_floor):
         raise OperationError(
-            f"{interpreter} is {found or 'not installed'} but software.python pins {version}; "
-            f"every node must run exactly {version} (install it, or change the pin)"
+            f"the stack's Python {spec.version} needs glibc >= {spec.glibc_floor}, but the node has "
+            f"{f'glibc {glibc}' if glibc else 'none (getconf GNU_LIBC_VERSION answered nothing)'}; "
+            "run the node on a newer OS release (Debian 12+, Ubuntu 22.04+), or build the interpreter on an older one"
         )
-    host.noop(f"{interpreter} is {version}")
-    yield from ()
+    push = list(tree_synced._inner(tree=spec.tree))  # a noop when the node holds the tree
+    interpreter = spec.interpreter
+    if not push:
+        found = host.get_fact(PythonVersion, interpreter=interpreter)
+        if found != spec.version:
+            raise OperationError(_python_mismatch(interpreter, found or "not runnable", spec.version))
+        return
+    yield from push
+    mismatch = _python_mismatch(interpreter, "$found", spec.version)
+    yield (
+        f"found=$({_q(interpreter)} -c 'import platform; print(platform.python_version())' 2>&1 | tail -n 1); "
+        f'[ "$found" = {_q(spec.version)} ] || {{ echo "{mismatch}" >&2; exit 1; }}'
+    )
+
+
+def _python_mismatch(interpreter: str, found: str, version: str) -> str:
+    return (
+        f"{interpreter} is {found}, but the stack's package locks are for Python {version}; "
+        f"every node must run exactly {version}"
+    )
 
 
 @operation()
@@ -175,6 +197,12 @@ def venv_installed(spec: PythonEnvSpec):
     changed by hand is seen (the freeze differs from the record) and repaired by the next run.
     """
     venv = host.get_fact(VenvPackages, venv=spec.venv)
+    home = str(PurePosixPath(spec.interpreter).parent)
+    if venv is not None and venv["home"] != home:
+        # Made by another interpreter (the OS's python3, before the stack brought its own): its
+        # packages would keep running on that one.
+        yield f"rm -rf {_q(spec.venv)}"
+        venv = None
     record = venv and venv["record"]
     if record and record["lock"] == spec.lock_key and manifests.lines_digest(venv["freeze"]) == manifests.lines_digest(record["freeze"]):
         host.noop(f"{spec.venv} holds lock {spec.lock_key}")

@@ -25,6 +25,8 @@ from deploys.layout import (
     MODELS_ROOT,
     PROBE_PATH,
     PROGRAMS_DIR,
+    PYTHON_INTERPRETER,
+    PYTHON_ROOT,
     SERVICE_HOME,
     UNIT_DIR,
     VENV,
@@ -65,11 +67,6 @@ class SystemPackagesSpec(Spec):
         return self
 
 
-class PythonRuntimeSpec(Spec):
-    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
-    interpreter: str = "python3"
-
-
 class TreeSpec(Spec):
     """A controller directory copied to the same content on a node, described by its manifest."""
 
@@ -97,6 +94,27 @@ class PackageIndex(Spec):
     proxy: str | None = Field(None, pattern=URL.pattern)
 
 
+class PythonRuntimeSpec(Spec):
+    """The stack's interpreter (`artifacts.python_build`): its tree pushed to its prefix, then checked
+    to run as exactly `version`, on a node whose glibc is at least `glibc_floor`."""
+
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    glibc_floor: str = Field(pattern=r"^\d+\.\d+$", description="The newest GLIBC_x.y symbol version the tree needs.")
+    tree: TreeSpec
+
+    @field_validator("tree")
+    @classmethod
+    def _at_a_python_prefix(cls, tree: TreeSpec) -> TreeSpec:
+        """A purge deletes the destination: it must be one version folder under the interpreters' root."""
+        if not re.fullmatch(rf"{re.escape(PYTHON_ROOT)}/\d+\.\d+\.\d+", tree.destination):
+            raise ValueError(f"the interpreter goes to {PYTHON_ROOT}/<X.Y.Z>, not {tree.destination!r}")
+        return tree
+
+    @property
+    def interpreter(self) -> str:
+        return f"{self.tree.destination}/bin/python3"
+
+
 class PythonEnvSpec(Spec):
     wheelhouse: TreeSpec
     """The pushed wheelhouse; with `index`, only the lock and our plugin wheels."""
@@ -106,7 +124,7 @@ class PythonEnvSpec(Spec):
     plugin_wheels: tuple[str, ...] = Field((), description="Our own wheels, relative to the wheelhouse; installed --no-deps.")
     packages: tuple[str, ...] = Field(description="Normalized names the venv holds: the lock's plus the plugins'.")
     venv: str = VENV
-    interpreter: str = "python3"
+    interpreter: str = Field(PYTHON_INTERPRETER, description="Makes the venv; a venv made by another is made anew.")
 
 
 class ModelWeightsSpec(Spec):

@@ -51,7 +51,10 @@ STEPS: dict[str, Step] = {
             "firewall", "deploys.firewall:firewall", "deploys.firewall:firewall_state", FirewallSpec,
             retire="deploys.firewall:retire_firewall",
         ),
-        Step("python-runtime", "deploys.node:python_runtime", "deploys.observe:python_runtime", PythonRuntimeSpec),
+        Step(
+            "python-runtime", "deploys.node:python_runtime", "deploys.observe:python_runtime", PythonRuntimeSpec,
+            retire="deploys.node:retire_python_runtime",
+        ),
         Step(
             "python-env", "deploys.node:python_env", "deploys.observe:python_env", PythonEnvSpec,
             retire="deploys.node:retire_python_env",

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from artifacts.debs import Mirrors
+from artifacts.python_build import DEFAULT_SHA256, DEFAULT_SOURCE
 from artifacts.weights import HF_REPO_AT_REVISION
 from deploys.platforms import PlatformKey
 from deploys.specs import LOGIN_NAME, MODEL_DIRECTORY, URL
@@ -154,6 +155,19 @@ class PackagesConfig(Mirrors):
     proxy: Url | None = Field(None, description="An HTTP proxy for pip and apt on nodes with a route out.")
 
 
+class PythonSource(StrictModel):
+    """Where the controller gets the CPython source it builds the nodes' interpreter from
+    (`artifacts.python_build`), checked against `sha256`."""
+
+    url: Url = Field(DEFAULT_SOURCE, description="The source tarball; default: Debian's copy of python.org's 3.11.2.")
+    file: Path | None = Field(None, description="A local copy of the tarball, used instead of `url`.")
+    sha256: str = Field(DEFAULT_SHA256, pattern=r"^[0-9a-f]{64}$", description="The tarball's sha256.")
+
+    @property
+    def source(self) -> str:
+        return str(self.file) if self.file is not None else self.url
+
+
 class SecurityConfig(StrictModel):
     dashboard_bind: Literal["localhost", "cluster"] = "localhost"
     api_bind: Literal["localhost", "cluster", "all"] = Field(
@@ -229,8 +243,10 @@ class StackConfig(StrictModel):
     ray: RaySettings = RaySettings()
     vllm: VllmSettings = VllmSettings()
     nvidia_driver_install: NvidiaDriverInstall | None = None
-    packages: PackagesConfig = PackagesConfig()
-    purge_caches: bool = Field(False, description="Let `destroy` delete the wheel, .deb and weight caches too.")
+    python: PythonSource = PythonSource()
+    purge_caches: bool = Field(
+        False, description="Let `destroy` delete the interpreter, wheel, .deb and weight caches too."
+    )
     ray_token: SecretStr | None = None
     api_key: SecretStr | None = None
     hf_token: SecretStr | None = None

@@ -2,14 +2,15 @@
 
 Ray refuses nodes whose Python differs, a pipeline stage on a node with another package set or
 other weights fails in ways far from the cause, so the stack compares fingerprints and fails
-naming the nodes and the field that differ.
+naming the nodes and the field that differ. One interpreter build goes to every node: `python` is
+its version, `python_build` the digest of its tree as each node holds it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-MUST_MATCH = ("python", "packages", "weights", "cuda")
+MUST_MATCH = ("python", "python_build", "packages", "weights", "cuda")
 """`driver` is reported but may differ: any driver at or above the preflight's floor runs the build."""
 
 
@@ -18,6 +19,7 @@ def fingerprint(python_runtime: dict, python_env: dict, model_weights: dict, fac
     nvidia = facts.get("nvidia") or {}
     return {
         "python": python_runtime.get("version"),
+        "python_build": python_runtime.get("build"),
         "packages": python_env.get("packages_digest"),
         "weights": model_weights.get("manifest_digest"),
         "driver": nvidia.get("driver"),

@@ -17,7 +17,8 @@ from pathlib import PurePosixPath
 
 from artifacts import manifest as manifests
 from artifacts.debs import DebFiles
-from artifacts.packages.flavors import NODE_PYTHON_VERSION, get_flavor
+from artifacts.packages.flavors import get_flavor
+from artifacts.python_build import PythonBuild
 from artifacts.weights import ModelFiles
 from artifacts.wheels import WheelhouseFiles
 from deploys.layout import MODELS_ROOT, WHEELHOUSE_ROOT
@@ -38,9 +39,9 @@ from deploys.specs import (
 from stack.config import HostConfig, NetworkConfig, StackConfig
 from stack.firewall import EPHEMERAL_PORTS, FirewallPolicy, firewall_policy, ruleset
 
-SYSTEM_PACKAGES = ("python3", "python3-venv", "libnuma1", "nftables")
-"""What every node needs from its distribution: the interpreter, venv support, libnuma for vLLM's
-CPU backend (torch loads it on GPU hosts too), and nft for the host firewall."""
+SYSTEM_PACKAGES = ("libnuma1", "nftables")
+"""What every node needs from its distribution: libnuma for vLLM's CPU backend (torch loads it on
+GPU hosts too), and nft for the host firewall. The interpreter is the stack's own (`python-runtime`)."""
 
 
 def pushed_release(host: HostConfig) -> str | None:
@@ -56,8 +57,9 @@ def pushed_releases(hosts: list[HostConfig]) -> list[str]:
 
 @dataclass(frozen=True)
 class NodeInputs:
-    """Everything one node's steps are built from. The artifacts (`debs`, `wheelhouse`, `model`) are
-    None until known; a step reads only those it `needs`. `debs` stays None for a host with a route out."""
+    """Everything one node's steps are built from. The artifacts (`debs`, `python`, `wheelhouse`,
+    `model`) are None until known; a step reads only those it `needs`. `debs` stays None for a host
+    with a route out."""
 
     host: HostConfig
     network: NetworkConfig
@@ -71,6 +73,7 @@ class NodeInputs:
     package_index: PackageIndex | None = None
     """Where a node with a route out installs wheels from; None: it has none, wheels are pushed."""
     debs: DebFiles | None = None
+    python: PythonBuild | None = None
     wheelhouse: WheelhouseFiles | None = None
     model: ModelFiles | None = None
 
@@ -120,9 +123,12 @@ def firewall_spec(inputs: NodeInputs) -> FirewallSpec:
     return FirewallSpec(rules=ruleset(inputs.firewall, inputs.host), ephemeral_ports=EPHEMERAL_PORTS)
 
 
-def python_runtime_spec(_inputs: NodeInputs) -> PythonRuntimeSpec:
-    """The interpreter every lock and wheelhouse is built for (`artifacts.packages.flavors`)."""
-    return PythonRuntimeSpec(version=NODE_PYTHON_VERSION)
+def python_runtime_spec(inputs: NodeInputs) -> PythonRuntimeSpec:
+    """The stack's interpreter (`artifacts.python_build`), built for the Python every lock and
+    wheelhouse targets, pushed to the prefix it was built for."""
+    python = inputs.python
+    tree = TreeSpec(source=python.path, destination=python.prefix, manifest=python.manifest, verify_content=True)
+    return PythonRuntimeSpec(version=python.version, glibc_floor=python.glibc_floor, tree=tree)
 
 
 def python_env_spec(inputs: NodeInputs) -> PythonEnvSpec:
@@ -195,7 +201,7 @@ NODE_STEPS: tuple[StepDefinition, ...] = (
     StepDefinition("system-packages", system_packages_spec, needs=("debs",)),
     # Before any service opens a port; nft comes with the system packages.
     StepDefinition("firewall", firewall_spec, when=lambda inputs: inputs.firewall is not None),
-    StepDefinition("python-runtime", python_runtime_spec),
+    StepDefinition("python-runtime", python_runtime_spec, needs=("python",)),
     StepDefinition("python-env", python_env_spec, needs=("wheelhouse",)),
     # Weights need no venv: they stream while pip installs.
     StepDefinition("model-weights", model_weights_spec, needs=("model",), after=("python-runtime",)),

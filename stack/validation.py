@@ -138,6 +138,7 @@ def check_stack(config: StackConfig) -> Iterator[tuple[str, str]]:
     yield from _check_ports(config)
     yield from _check_model_source(config)
     yield from _check_driver_install(config)
+    yield from _check_python_source(config)
     yield from _check_parallel_layout(config)
     yield from _check_layer_partition(config)
     yield from _check_secret_values(config)
@@ -215,6 +216,9 @@ def _resolve_paths(raw: dict[str, Any], root: Path) -> dict[str, Any]:
     for host in raw.get("hosts", []):
         if isinstance(host, dict) and isinstance(host.get("ssh"), dict) and "key_file" in host["ssh"]:
             host["ssh"]["key_file"] = absolute(host["ssh"]["key_file"])
+    python = raw.get("python")
+    if isinstance(python, dict) and "file" in python:
+        python["file"] = absolute(python["file"])
     driver = raw.get("nvidia_driver_install")
     if isinstance(driver, dict) and "signing_key_file" in driver:
         driver["signing_key_file"] = absolute(driver["signing_key_file"])
@@ -377,6 +381,17 @@ def _check_driver_install(config: StackConfig) -> Iterator[tuple[str, str]]:
         yield "nvidia_driver_install.signing_key_file", (
             f"{driver.signing_key_file} does not exist; save the repository's ASCII-armored key there"
         )
+
+
+def _check_python_source(config: StackConfig) -> Iterator[tuple[str, str]]:
+    python = config.python
+    given = python.model_fields_set
+    if {"url", "file"} <= given:
+        yield "python", "set either `python.url` or `python.file`, not both"
+    if given & {"url", "file"} and "sha256" not in given:
+        yield "python.sha256", "give the sha256 of the tarball at `python.url` or `python.file` (its source changed)"
+    if python.file is not None and not python.file.is_file():
+        yield "python.file", f"{python.file} does not exist; point it at a CPython source tarball"
 
 
 def _check_parallel_layout(config: StackConfig) -> Iterator[tuple[str, str]]:

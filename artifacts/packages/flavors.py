@@ -1,7 +1,8 @@
 """The node flavors (one lock each) and the interpreter every lock targets.
 
-The controller resolves and downloads for the nodes' Python, not its own: Debian 12 (bookworm)
-ships CPython 3.11.2 on glibc 2.36, so every lock and wheelhouse is built for exactly that.
+The controller resolves and downloads for the nodes' Python, not its own: the stack's CPython
+3.11.2 (`artifacts.python_build`, the same on every node whatever its OS), so every lock and
+wheelhouse is built for exactly that.
 """
 
 from __future__ import annotations

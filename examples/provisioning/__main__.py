@@ -20,10 +20,11 @@ import yaml
 
 from artifacts.debs import Mirrors
 from artifacts.wheels import describe_wheelhouse
-from components.artifacts import DebPackages, ModelArtifact, Wheelhouse
+from components.artifacts import DebPackages, ModelArtifact, PythonInterpreter, Wheelhouse
 from components.node import Node, NodeArgs
 from components.stack_inputs import identical_nodes
-from stack.config import HostConfig, NetworkConfig
+from deploys.layout import PYTHON_PREFIX
+from stack.config import HostConfig, NetworkConfig, PythonSource
 from stack.hosts import host_key_policy
 from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, pushed_release, pushed_releases
 
@@ -53,6 +54,8 @@ def inventory_hosts(path: Path, count: int | None) -> list[HostConfig]:
 source = os.environ["RVS_WHEELHOUSE"]
 wheelhouse = Wheelhouse("wheelhouse", flavor=source) if "/" not in source else PrebuiltWheelhouse(source)
 model = ModelArtifact("model", path=os.environ["RVS_MODEL"])
+python_source = PythonSource()
+python = PythonInterpreter("python", PYTHON_PREFIX, python_source.source, python_source.sha256)
 hosts = inventory_hosts(Path(os.environ["RVS_INVENTORY"]), int(os.environ["RVS_HOSTS"]) if "RVS_HOSTS" in os.environ else None)
 packages = [*SYSTEM_PACKAGES, *os.environ.get("RVS_EXTRA_PACKAGES", "").split()]
 debs = {release: DebPackages(f"debs-{release}", packages, release, Mirrors()) for release in pushed_releases(hosts)}
@@ -61,7 +64,8 @@ nodes = {
         host.name,
         NodeArgs(
             inputs=NodeInputs(host=host, network=NetworkConfig(), served_name=os.environ["RVS_SERVED_NAME"]),
-            wheelhouse=wheelhouse, model=model, debs=debs.get(pushed_release(host)), host_keys=host_key_policy(host),
+            python=python, wheelhouse=wheelhouse, model=model, debs=debs.get(pushed_release(host)),
+            host_keys=host_key_policy(host),
         ),
     )
     for host in hosts

@@ -13,7 +13,7 @@ from artifacts import manifest as manifests
 from artifacts.debs import Mirrors, closure, parse_depends
 from artifacts.paths import REPO_ROOT
 from artifacts.weights import hf_snapshot_dir, prepare_model, source_stamp
-from components.artifacts import DebsProvider, ModelProvider, WheelhouseProvider
+from components.artifacts import DebsProvider, ModelProvider, PythonProvider, WheelhouseProvider
 from tests.support.fake_hub import FakeHub
 
 APT_CACHE_DEPENDS = """\
@@ -152,3 +152,22 @@ def test_debs_are_fetched_again_when_their_release_or_mirror_changes():
     moved = Mirrors(debian_mirror="http://mirror.lan/debian").model_dump()
     assert DebsProvider().diff("debs-debian-12", olds, {**news, "mirrors": moved}).changes is True
     assert DebsProvider().diff("debs-debian-12", olds, {**news, "release": "debian-13"}).changes is True
+
+
+def test_the_interpreter_cache_diffs_on_a_new_recipe_and_a_purge_removes_its_build(tmp_path):
+    tree = tmp_path / "3.11.2-k" / "tree"
+    (tree / "bin").mkdir(parents=True)
+    (tree / "bin" / "python3.11").write_text("elf")
+    (tmp_path / "3.11.2-k" / "build.json").write_text("{}")
+    props = {"prefix": "/opt/ray-vllm-stack/python/3.11.2", "source": "u", "sha256": "a" * 64, "build_key": "3.11.2-k"}
+    outs = {**props, "purge_cache": False, "path": str(tree),
+            "manifest": manifests.render({"bin/python3.11": "0" * 64, "lib/libssl.so.3": "1" * 64})}  # fmt: skip
+    provider = PythonProvider()
+    assert provider.damage(outs) == ["lib/libssl.so.3"]
+    news = {**props, "purge_cache": False}
+    assert provider.diff("3.11.2-k", {**outs, "damage": []}, news).changes is False
+    assert provider.diff("3.11.2-k", {**outs, "damage": []}, {**news, "build_key": "3.11.2-j"}).changes is True
+    provider.delete("3.11.2-k", outs)
+    assert (tree / "bin" / "python3.11").exists()
+    provider.delete("3.11.2-k", {**outs, "purge_cache": True})
+    assert not (tmp_path / "3.11.2-k").exists() and tmp_path.exists()

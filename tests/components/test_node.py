@@ -11,7 +11,7 @@ from pulumi.runtime.mocks import MockMonitor
 
 from artifacts import manifest as manifests
 from artifacts.debs import Mirrors
-from components.artifacts import DebPackages, ModelArtifact, Wheelhouse
+from components.artifacts import DebPackages, ModelArtifact, PythonInterpreter, Wheelhouse
 from components.node import Node, NodeArgs
 from deploys.runner import HostKeyPolicy
 from stack.config import HostConfig, NetworkConfig, Ports, RaySettings, SecurityConfig
@@ -19,18 +19,23 @@ from stack.firewall import FirewallPolicy, port_rules
 from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, steps_for
 
 MODEL_MANIFEST = manifests.render({"config.json": "a" * 64, "model.safetensors": "b" * 64})
+PYTHON_MANIFEST = manifests.render({"bin/python3.11": "9" * 64})
 OBSERVED = {
     "facts": {"python": "3.11.2", "cpus": 2, "nvidia": None},
     "os-preflight": {"os_id": "debian", "os_version": "12", "arch": "x86_64"},
     "nvidia-preflight": {"driver": "580.82.07", "cuda": "13.0", "gpus": []},
     "system-packages": {"missing": []},
-    "python-runtime": {"version": "3.11.2"},
+    "python-runtime": {"version": "3.11.2", "build": "8" * 64, "failed": [], "glibc": "2.36"},
     "python-env": {"lock": "cpu-k", "packages_digest": "c" * 64},
     "model-weights": {"manifest_digest": manifests.manifest_digest(manifests.parse(MODEL_MANIFEST)), "failed": []},
     "runtime-env": {"env": {"GLOO_SOCKET_IFNAME": "eth0", "VLLM_HOST_IP": "10.201.0.11"}, "sha256": "d" * 64},
     "firewall": {"active": True, "enabled": True, "files": "1" * 64, "table": "2" * 64},
 }
 ARTIFACT_OUTPUTS = {
+    "PythonInterpreter": {
+        "path": "/c/.cache/python/3.11.2-k/tree", "key": "3.11.2-k", "version": "3.11.2", "glibc_floor": "2.34",
+        "libraries": ["libssl.so.3"], "manifest": PYTHON_MANIFEST, "manifest_digest": "8" * 64, "total_bytes": 3,
+    },
     "Wheelhouse": {
         "path": "/c/.cache/wheelhouse/cpu-k", "key": "cpu-k", "lock_file": "requirements.lock",
         "plugin_wheels": ["plugins/p/vllm_ray_cpu-0.1.0-py3-none-any.whl"], "packages": ["ray", "vllm-ray-cpu"],
@@ -95,6 +100,7 @@ def node_args(tmp_path, accelerator="cpu") -> NodeArgs:
     (tmp_path / "config.json").write_text("{}")
     return NodeArgs(
         inputs=NodeInputs(host(accelerator=accelerator), NetworkConfig(nccl_ib_disable=True), "tiny-qwen2"),
+        python=PythonInterpreter("python", "/opt/ray-vllm-stack/python/3.11.2", "/c/Python-3.11.2.tgz", "7" * 64),
         wheelhouse=Wheelhouse(f"wheelhouse-{accelerator}", accelerator),
         model=ModelArtifact("model", path=str(tmp_path)),
         debs=DebPackages("debs-debian-12", ["libnuma1"], "debian-12", Mirrors()),
@@ -147,7 +153,13 @@ def test_step_inputs_carry_the_desired_state(mocks, tmp_path):
             "manifest": MODEL_MANIFEST, "verify_content": True,
         }  # fmt: skip
         assert mocks.inputs["lab1-runtime-env"]["spec"]["address"] == "10.201.0.11"
-        assert mocks.inputs["lab1-python-runtime"]["spec"] == {"version": "3.11.2", "interpreter": "python3"}
+        assert mocks.inputs["lab1-python-runtime"]["spec"] == {
+            "version": "3.11.2", "glibc_floor": "2.34",
+            "tree": {"source": "/c/.cache/python/3.11.2-k/tree", "destination": "/opt/ray-vllm-stack/python/3.11.2",
+                     "manifest": PYTHON_MANIFEST, "verify_content": True},
+        }  # fmt: skip
+        assert env["interpreter"] == "/opt/ray-vllm-stack/python/3.11.2/bin/python3"
+        assert mocks.inputs["python"]["build_key"].startswith("3.11.2-")  # known at preview: a new recipe diffs
         assert len(mocks.inputs["lab1-python-env"]["code"]) == 64
 
     return node.pushed_bytes.apply(check)  # resolves once every step is registered
@@ -160,7 +172,7 @@ def test_outputs(mocks, tmp_path):
     def check(values):
         fingerprint, runtime_env, venv, model_path, pushed = values
         assert fingerprint == {
-            "python": "3.11.2", "packages": "c" * 64,
+            "python": "3.11.2", "python_build": "8" * 64, "packages": "c" * 64,
             "weights": OBSERVED["model-weights"]["manifest_digest"], "driver": None, "cuda": None,
         }  # fmt: skip
         assert runtime_env == OBSERVED["runtime-env"]["env"]

@@ -14,7 +14,13 @@ from deploys.runner import resolve
 from deploys.steps import STEPS
 
 HOST = {"name": "lab1", "address": "10.201.0.11", "user": "root", "port": 22, "key_file": "/k"}
-SPEC = {"version": "3.11.2", "interpreter": "python3"}
+PYTHON_TREE = {
+    "source": "/c/python",
+    "destination": "/opt/ray-vllm-stack/python/3.11.2",
+    "manifest": "",
+    "verify_content": True,
+}
+SPEC = {"version": "3.11.2", "glibc_floor": "2.34", "tree": PYTHON_TREE}
 
 
 def inputs(**changes) -> dict:
@@ -55,14 +61,14 @@ def test_another_machine_replaces():
 
 
 def test_check_reports_bad_inputs_per_property():
-    failures = check_inputs(inputs(spec={"version": "3.11"}))
+    failures = check_inputs(inputs(spec={**SPEC, "version": "3.11"}))
     assert [(f.property, f.reason) for f in failures] == [("spec", "version: String should match pattern '^\\d+\\.\\d+\\.\\d+$'")]
     assert [f.property for f in check_inputs(inputs(step="nope"))] == ["step"]
     assert [f.property for f in check_inputs(inputs(host={**HOST, "name": "Bad_Name"}))] == ["host"]
 
 
 def test_check_leaves_values_unknown_at_preview_for_up():
-    assert check_inputs(inputs(spec={"version": rpc.UNKNOWN, "interpreter": "python3"})) == []
+    assert check_inputs(inputs(spec={**SPEC, "version": rpc.UNKNOWN})) == []
 
 
 def test_diff_result_shape():
@@ -99,7 +105,8 @@ def test_delete_lets_an_unreachable_host_go(monkeypatch):
     monkeypatch.setattr(provisioning, "run_deploy", unreachable)
     warning = provisioning.retire_step(inputs(step="runtime-env", spec={"address": "10.201.0.11"}))
     assert warning.startswith("lab1: cannot connect over SSH") and warning.endswith("left runtime-env on it as it is")
-    assert provisioning.retire_step(inputs()) is None  # python-runtime installs nothing to remove
+    preflight = inputs(step="nvidia-preflight", spec={"min_driver": "580.65.06", "cuda": "13.0"})
+    assert provisioning.retire_step(preflight) is None  # a preflight installs nothing to remove
 
 
 def test_state_recorded_before_the_layers_were_separated_is_read_and_retired(monkeypatch):
@@ -129,6 +136,27 @@ def test_state_recorded_before_the_layers_were_separated_is_read_and_retired(mon
     assert hosts[0].key_file == "/k" and kwargs["spec"].managed_paths()[1] == "/etc/ray-vllm-stack/vllm.env"
     # Positive control: today's shape passes through unchanged.
     assert provisioning.recorded_in_current_shape(inputs()) == inputs()
+
+
+def test_python_runtime_recorded_when_nodes_ran_the_os_python_is_read_as_the_stacks(monkeypatch):
+    """Before the stack brought its interpreter the step only checked the OS's python3; refresh and
+    destroy of such a stack read it as the stack's interpreter at its prefix, not pushed yet."""
+    from deploys.runner import HostResult
+
+    calls = []
+
+    def record(hosts, deploy_fn, **kwargs):
+        calls.append(kwargs)
+        return {"lab1": HostResult("lab1", facts={"version": None})}
+
+    monkeypatch.setattr(provisioning, "run_deploy", record)
+    legacy = inputs(spec={"version": "3.11.2", "interpreter": "python3"})
+    refreshed = provisioning.observe_step(legacy)
+    assert refreshed["spec"] == {**SPEC, "glibc_floor": "0.0", "tree": {**PYTHON_TREE, "source": ""}}
+    assert provisioning.retire_step({**legacy, "purge_cache": True}) is None
+    assert calls[-1]["spec"].tree.destination == "/opt/ray-vllm-stack/python/3.11.2"
+    assert calls[-1]["purge_cache"] is True
+    assert provisioning.recorded_in_current_shape(inputs()) == inputs()  # today's spec: unchanged
 
 
 def test_code_digest_covers_the_deploys():

@@ -12,7 +12,7 @@ import pytest
 
 from artifacts import manifest as manifests
 from components.provisioning import StepError, apply_step, observe_step, step_changes, step_inputs
-from deploys.layout import VENV
+from deploys.layout import PYTHON_PREFIX, VENV
 from deploys.platforms import PLATFORM_KEYS
 from stack.config import HostConfig, NetworkConfig
 from stack.fingerprint import fingerprint, mismatches
@@ -74,6 +74,7 @@ def test_fingerprints_are_equal(lab_nodes, provisioned):
     fingerprints = {host.name: node_fingerprint(provisioned[host.name]) for host in lab_nodes}
     assert mismatches(fingerprints) == []
     assert fingerprints["lab1"]["python"] == "3.11.2" and fingerprints["lab1"]["packages"]
+    assert fingerprints["lab1"]["python_build"]  # the digest of the interpreter tree each node holds
 
 
 def test_nothing_changed_means_no_diff_and_no_change_on_hosts(lab_nodes, node_specs_on_lab, provisioned):
@@ -96,6 +97,7 @@ DRIFTS = {
     "a weight file removed": ("model-weights", "rm /var/lib/ray-vllm-stack/models/tiny-qwen2/tokenizer.json"),
     "the env file edited": ("runtime-env", "echo NCCL_DEBUG=INFO >> /etc/ray-vllm-stack/node.env"),
     "a system package removed": ("system-packages", f"dpkg -r {EXTRA_PACKAGE} >/dev/null"),
+    "an interpreter file altered": ("python-runtime", f"echo '# tampered' >> {PYTHON_PREFIX}/lib/python3.11/os.py"),
 }
 
 

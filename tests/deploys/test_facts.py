@@ -33,7 +33,9 @@ def fixture(*parts: str) -> list[str]:
     return FIXTURES.joinpath(*parts).read_text().splitlines()
 
 
-@pytest.mark.parametrize("case", FACT_CASES, ids=[f"{c['fact']}: {c.get('note', c['output'][0][:30])}" for c in FACT_CASES])
+@pytest.mark.parametrize(
+    "case", FACT_CASES, ids=[f"{c['fact']}: {c.get('note') or c['output'][0][:30]}" for c in FACT_CASES]
+)
 def test_fact(case):
     check_fact_case(facts, case)
 

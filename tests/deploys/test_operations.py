@@ -8,7 +8,7 @@ from tests.deploys.harness import check_operation_case, load_cases
 OPERATIONS = [
     "debs_installed",
     "debs_from_sources",
-    "python_version",
+    "python_installed",
     "tree_synced",
     "venv_installed",
     "models_retained",

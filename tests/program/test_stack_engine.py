@@ -45,6 +45,7 @@ def test_preview_of_the_dev_stack_lists_its_resources_without_reaching_hosts(
         ("ray-vllm-stack:index:ClusterSecrets", "cluster"),
         ("pulumi-python:dynamic:Resource", "cluster-ray-token"),
         ("pulumi-python:dynamic:Resource", "cluster-api-key"),
+        ("pulumi-python:dynamic/artifacts:PythonInterpreter", "python"),
         ("pulumi-python:dynamic/artifacts:Wheelhouse", "wheelhouse"),
         ("pulumi-python:dynamic/artifacts:ModelArtifact", "model"),
         ("pulumi-python:dynamic/artifacts:DebPackages", "debs-debian-12"),  # the lab's release, no route out

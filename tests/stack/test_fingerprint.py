@@ -1,6 +1,13 @@
 from stack.fingerprint import fingerprint, mismatches
 
-SAME = {"python": "3.11.2", "packages": "a" * 64, "weights": "b" * 64, "driver": None, "cuda": None}
+SAME = {
+    "python": "3.11.2",
+    "python_build": "9" * 64,
+    "packages": "a" * 64,
+    "weights": "b" * 64,
+    "driver": None,
+    "cuda": None,
+}
 
 
 def test_equal_fingerprints_match():
@@ -22,6 +29,7 @@ def test_missing_value_and_driver_may_differ():
 
 def test_fingerprint_from_observations():
     facts = {"nvidia": {"driver": "580.82.07", "cuda": "13.0"}}
-    assert fingerprint({"version": "3.11.2"}, {"packages_digest": "p"}, {"manifest_digest": "w"}, facts) == {
-        "python": "3.11.2", "packages": "p", "weights": "w", "driver": "580.82.07", "cuda": "13.0",
+    runtime = {"version": "3.11.2", "build": "t", "failed": [], "glibc": "2.36"}
+    assert fingerprint(runtime, {"packages_digest": "p"}, {"manifest_digest": "w"}, facts) == {
+        "python": "3.11.2", "python_build": "t", "packages": "p", "weights": "w", "driver": "580.82.07", "cuda": "13.0",
     }  # fmt: skip

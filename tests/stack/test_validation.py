@@ -241,3 +241,21 @@ def test_unknown_os_and_bad_mirrors_are_named(raw_config):
     packages = load_stack_config(raw_config, set(), REPO_ROOT).packages
     assert (packages.debian_mirror, packages.ubuntu_mirror) == ("https://mirror.lan:8443/debian", "file:///srv/mirror/ubuntu")
     assert packages.debian_security_mirror == "http://deb.debian.org/debian-security"
+
+
+def test_python_source_is_debians_tarball_unless_one_is_given_with_its_sha256(raw_config, tmp_path):
+    python = load_stack_config(raw_config, set(), REPO_ROOT).python
+    assert python.source.startswith("http://deb.debian.org/") and python.sha256.startswith("2411c74b")
+    tarball = tmp_path / "Python-3.11.2.tgz"
+    tarball.write_bytes(b"x")
+    raw_config["python"] = {"file": str(tarball), "sha256": "a" * 64}
+    assert load_stack_config(raw_config, set(), REPO_ROOT).python.source == str(tarball)
+    raw_config["python"] = {"url": "http://mirror.lan/Python-3.11.2.tgz"}
+    assert problems_of(raw_config) == [
+        "python.sha256: give the sha256 of the tarball at `python.url` or `python.file` (its source changed)"
+    ]
+    raw_config["python"] = {"file": str(tmp_path / "none.tgz"), "url": "http://mirror.lan/p.tgz", "sha256": "a" * 64}
+    assert problems_of(raw_config) == [
+        "python: set either `python.url` or `python.file`, not both",
+        f"python.file: {tmp_path / 'none.tgz'} does not exist; point it at a CPython source tarball",
+    ]

@@ -10,7 +10,9 @@ import yaml
 
 from artifacts.debs import prepare_debs
 from artifacts.paths import REPO_ROOT
+from artifacts.python_build import prepare_python
 from artifacts.weights import prepare_model
+from deploys.layout import PYTHON_PREFIX
 from deploys.specs import Spec
 from stack.config import HostConfig, NetworkConfig
 from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, node_specs, pushed_release, pushed_releases
@@ -46,12 +48,13 @@ def host_configs(count: int) -> list[HostConfig]:
 
 
 def node_step_specs(hosts: list[HostConfig]) -> dict[str, dict[str, Spec]]:
-    """Per host, each step's spec in table order (`stack.node_steps`), with the tiny model, a small
-    wheelhouse and one extra Debian package."""
+    """Per host, each step's spec in table order (`stack.node_steps`), with the stack's interpreter
+    (built once, then cached), the tiny model, a small wheelhouse and one extra Debian package."""
     if not (TINY_MODEL / "config.json").is_file():
         pytest.fail("the tiny model is missing: run `make model` (`make test` builds it)")
     debs = {release: prepare_debs([*SYSTEM_PACKAGES, EXTRA_PACKAGE], release) for release in pushed_releases(hosts)}
-    artifacts = {"wheelhouse": small_wheelhouse(), "model": prepare_model(str(TINY_MODEL), None)}
+    artifacts = {"python": prepare_python(PYTHON_PREFIX), "wheelhouse": small_wheelhouse(),
+                 "model": prepare_model(str(TINY_MODEL), None)}  # fmt: skip
     return {
         host.name: node_specs(
             NodeInputs(host, NetworkConfig(), "tiny-qwen2", debs=debs.get(pushed_release(host)), **artifacts)
