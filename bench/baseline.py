@@ -63,6 +63,7 @@ class BaselineInputs:
             **os.environ,
             "BASELINE_HOSTS": " ".join(str(host.address) for host in self.hosts),
             "BASELINE_SSH_KEY": str(self.hosts[0].ssh.key_file),
+            "BASELINE_SSH_USER": self.hosts[0].ssh.user,
             "BASELINE_WHEELHOUSE": str(self.wheelhouse),
             "BASELINE_PLUGIN_WHEELS": " ".join(self.plugin_wheels),
             "BASELINE_MODEL": str(self.model),

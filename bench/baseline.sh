@@ -13,7 +13,8 @@
 #
 # Inputs (environment):
 #   BASELINE_HOSTS         cluster addresses, the head first ("10.201.0.11 10.201.0.12")
-#   BASELINE_SSH_KEY       root's SSH key for every host
+#   BASELINE_SSH_KEY       the SSH key for every host
+#   BASELINE_SSH_USER      who logs in (root, or a user with password-less sudo: rvs on lab hosts)
 #   BASELINE_WHEELHOUSE    folder with requirements.lock and the wheels
 #   BASELINE_PLUGIN_WHEELS our own wheels in it (relative paths, installed --no-deps), may be empty
 #   BASELINE_MODEL         folder with the model's weights
@@ -42,7 +43,12 @@ SSH=(ssh -i "${BASELINE_SSH_KEY:-.lab/ssh/id_ed25519}" -o BatchMode=yes -o Stric
 now() { date +%s.%N; }
 report() { awk -v phase="$1" -v where="$2" -v start="$3" -v end="$(now)" \
   'BEGIN { printf "BENCH %s %s %.2f\n", phase, where, end - start }'; }
-on() { local host=$1; shift; "${SSH[@]}" "root@$host" "$@"; }
+SSH_USER=${BASELINE_SSH_USER:-root}
+# Runs the script as root on the host: directly, or through sudo when logged in as another user.
+on() {
+  local host=$1; shift
+  if [ "$SSH_USER" = root ]; then "${SSH[@]}" "root@$host" "$*"; else "${SSH[@]}" "$SSH_USER@$host" "sudo -n bash -c $(printf %q "$*")"; fi
+}
 
 # --- the command lines: the dev stack's settings, written out -----------------------------------
 ray_env() { # $1: the node's address

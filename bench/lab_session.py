@@ -62,10 +62,11 @@ def wait_for_free_lab(deadline: float | None, log=print) -> None:
 @contextmanager
 def fresh_lab(host_count: int, deadline: float | None, log=print) -> Iterator[list[HostConfig]]:
     """`host_count` freshly booted lab hosts as the stack's HostConfig (lab1 is the head);
-    the lab is taken down afterwards, whatever happened."""
+    the lab is taken down afterwards, whatever happened. All Debian 12: the by-hand baselines use
+    the OS's python3, which only there is the locks' 3.11 (the stack brings its own anywhere)."""
     wait_for_free_lab(deadline, log)
     try:
-        api.up(hosts=host_count, log=log)
+        api.up(hosts=host_count, releases=("bookworm",), log=log)
         yield inventory_hosts()
     finally:
         api.down()
