@@ -35,6 +35,24 @@ def test_outputs_have_stable_names(served_stack):
     assert json.loads(secret_listing)["api_key"] == "[secret]"
 
 
+def test_two_debian_releases_reached_as_a_sudo_user_run_one_python_and_one_package_set(served_stack):
+    """The cluster the users have: hosts that refuse root logins, on Debian 12 and 13, whose own
+    python3 differ (3.11 and 3.13), serving one model through the stack's own interpreter."""
+    releases = {host: on_host(host, ". /etc/os-release && echo $VERSION_ID").stdout.strip() for host in ("lab1", "lab2")}
+    assert releases == {"lab1": "12", "lab2": "13"}
+    system_pythons = {on_host(host, "python3 -c 'import sys; print(sys.version_info[:2])'").stdout for host in releases}
+    assert len(system_pythons) == 2  # the OS's interpreters differ...
+    fingerprints = served_stack.outputs()["fingerprints"]
+    assert fingerprints["lab1"] == fingerprints["lab2"] and fingerprints["lab1"]["python"] == "3.11.2"  # ...the stack's do not
+    assert fingerprints["lab1"]["python_build"] and fingerprints["lab1"]["packages"]
+    for host in releases:
+        venv_python = on_host(host, f"{VENV_PYTHON} -c 'import sys, ray; print(sys.version.split()[0], ray.__version__)'")
+        assert venv_python.stdout.startswith("3.11.2 "), venv_python
+    state = served_stack.project.run("stack", "export").stdout
+    assert '"user": "rvs"' in state and '"sudo": true' in state and '"user": "root"' not in state
+    assert completion(served_stack).strip()
+
+
 def test_one_pipeline_stage_per_host(served_stack):
     """vLLM's stage workers are Ray actors titled `ray::RayWorkerProc...` (`RayWorkerWrapper` with the v1 executor)."""
     for host in ("lab1", "lab2"):
