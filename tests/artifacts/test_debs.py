@@ -109,7 +109,7 @@ def test_real_debs_for_a_release_the_controller_does_not_run(release, libnftable
         assert fields["Architecture"] in ("amd64", "all")
     assert re.fullmatch(libnftables, files.debs["libnftables1"].version), files.debs["libnftables1"].version
     assert "libnftables1" in files.debs["nftables"].depends
-    assert files.downloaded_bytes > 1_000_000
+    assert files.downloaded_bytes > 100_000  # ubuntu-24.04: 9 .debs, 0.74 MB
     again = prepare_debs(list(SYSTEM_PACKAGES), release, Mirrors(), cache=tmp_path)
     assert again.debs == files.debs and again.downloaded_bytes == 0  # cached: nothing downloaded twice
     if not debs.UBUNTU_KEYRING.is_file() and release.startswith("ubuntu"):
