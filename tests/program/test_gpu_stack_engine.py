@@ -37,6 +37,7 @@ def test_preview_plans_the_uneven_split(pulumi_project, tmp_path, ssh_key):
     assert by_name["gpu24-facts"]["host"]["user"] == "ubuntu" and by_name["gpu24-facts"]["host"]["sudo"] is True
     assert by_name["gpu16-os-preflight"]["spec"]["declared"] == "ubuntu-22.04"
     assert by_name["gpu24-system-packages"]["spec"] == {"packages": ["libnuma1", "nftables"]}
+    assert not any(name.startswith("debs-") for name in names)  # so the controller never runs apt
     text = pulumi_project.run("preview").stdout
     partition = re.search(r"layer_partition: \[\s*\[0\]: (\d+)\s*\[1\]: (\d+)\s*\]", text)
     assert partition and partition.groups() == ("40", "24"), text
