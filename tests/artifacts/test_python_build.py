@@ -137,7 +137,7 @@ LOADED_FROM_ELSEWHERE = (
 
 
 @pytest.mark.slow
-def test_the_built_tree_runs_at_its_prefix_on_its_own_libraries():
+def test_the_built_tree_runs_at_its_prefix_on_its_own_libraries(tmp_path):
     """Builds the interpreter (or takes it from the cache) and runs it where nodes run it, in a
     mount namespace with the tree bound at the prefix and no LD_LIBRARY_PATH: the modules import,
     every library in the process but glibc's comes from the tree, and a venv gets pip (provisioning
@@ -153,11 +153,11 @@ def test_the_built_tree_runs_at_its_prefix_on_its_own_libraries():
     control = f'PYTHONHOME={built.path} {built.path}/bin/python3 -c "{MODULES}; {LOADED_FROM_ELSEWHERE}"'
     script = (
         f'{python} -c "{MODULES}; {LOADED_FROM_ELSEWHERE}" && '
-        f"{python} -m venv /tmp/rvs-venv && /tmp/rvs-venv/bin/python -m pip --version"
+        f"{python} -m venv {tmp_path}/venv && {tmp_path}/venv/bin/python -m pip --version"
     )
     done = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-         f"mount -t tmpfs tmpfs /opt && mount -t tmpfs tmpfs /tmp && mkdir -p {PYTHON_PREFIX} && {control} "
+         f"mount -t tmpfs tmpfs /opt && mkdir -p {PYTHON_PREFIX} && {control} "
          f"&& mount --bind {built.path} {PYTHON_PREFIX} && {script}"],
         env={"PATH": "/usr/bin:/bin", "PREFIX": PYTHON_PREFIX, "GLIBC": " ".join(python_build.GLIBC_SONAMES)},
         capture_output=True, text=True,
@@ -166,4 +166,4 @@ def test_the_built_tree_runs_at_its_prefix_on_its_own_libraries():
     _, from_the_system, version, outside, pip = done.stdout.splitlines()
     assert "/libssl.so.3'" in from_the_system and "/opt/" not in from_the_system
     assert version == "3.11.2" and outside == "[]"
-    assert pip.startswith("pip ") and "/tmp/rvs-venv/" in pip
+    assert pip.startswith("pip ") and f"{tmp_path}/venv/" in pip
