@@ -160,7 +160,7 @@ def test_inventory_lists_the_hosts_head_first(lab_hosts):
     text = INVENTORY_FILE.read_text()
     assert text.startswith("# Written by `python -m lab up` on ")
     assert yaml.safe_load(text)["hosts"] == [
-        {"name": h.name, "address": h.address, "os": os, "role": role, "accelerator": "cpu", "gpus": [], "lab": True,
+        {"name": h.name, "address": h.address, "os": os, "role": role, "accelerator": "cpu", "gpus": [], "lab": True, "route_out": False,
          "ssh": {"user": "rvs", "port": 22, "key_file": ".lab/ssh/id_ed25519", "host_keys": "ignore"}}
         for h, os, role in zip(lab_hosts, ["debian-12", "debian-13"], ["head", "worker"], strict=True)
     ]
