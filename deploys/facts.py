@@ -72,7 +72,9 @@ class Ipv4Addresses(FactBase[list]):
         return addresses
 
 
-def _python_version(interpreter: str) -> str:
+def python_version_command(interpreter: str) -> str:
+    """Prints `interpreter`'s X.Y.Z: the one probe the version fact, the platform fact and the
+    interpreter's post-push check all run."""
     return f"{shlex.quote(interpreter)} -c 'import platform; print(platform.python_version())'"
 
 
@@ -83,7 +85,7 @@ class PythonVersion(FactBase[str | None]):
         return interpreter
 
     def command(self, interpreter: str = "python3") -> str:
-        return _python_version(interpreter)
+        return python_version_command(interpreter)
 
     def process(self, output: list[str]) -> str:
         return output[0].strip()
@@ -216,7 +218,7 @@ class HostPlatform(FactBase[dict]):
             f"cat /etc/os-release 2>/dev/null; echo {_SECTION}; uname -m; echo {_SECTION}; "
             f"getconf GNU_LIBC_VERSION 2>/dev/null; ldd --version 2>/dev/null | head -n 1; echo {_SECTION}; "
             f"for tool in {tools}; do command -v $tool >/dev/null 2>&1 && echo $tool; done; echo {_SECTION}; "
-            f"{_python_version('python3')} 2>/dev/null; "
+            f"{python_version_command('python3')} 2>/dev/null; "
             f"if command -v nvidia-smi >/dev/null 2>&1; then echo {_SECTION}; "
             "nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader,nounits 2>&1; "
             f"echo {_SECTION}; nvidia-smi 2>/dev/null; fi; true"

@@ -30,6 +30,7 @@ from deploys.facts import (
     SyncedTree,
     UnreadableFiles,
     VenvPackages,
+    python_version_command,
 )
 from deploys.layout import DEBS_DIR, MODELS_ROOT, NVIDIA_KEYRING, NVIDIA_SOURCE_LIST, VENV_RECORD_NAME
 from deploys.platforms import describe, platform_key, platform_problem
@@ -136,7 +137,7 @@ def python_installed(spec: PythonRuntimeSpec):
     yield from push
     mismatch = _python_mismatch(interpreter, "$found", spec.version)
     yield (
-        f"found=$({_q(interpreter)} -c 'import platform; print(platform.python_version())' 2>&1 | tail -n 1); "
+        f"found=$({python_version_command(interpreter)} 2>&1 | tail -n 1); "
         f'[ "$found" = {_q(spec.version)} ] || {{ echo "{mismatch}" >&2; exit 1; }}'
     )
 
