@@ -4,13 +4,12 @@ import pulumi
 
 from components.artifacts import DebPackages, ModelArtifact, PythonInterpreter, Wheelhouse
 from components.node import Node, NodeArgs
-from components.ray_cluster import RayCluster, RayClusterArgs
 from components.secrets import ClusterSecrets, ClusterSecretsArgs, GeneratedCertificate
+from components.serving import Serving, ServingArgs
 from components.stack_inputs import identical_nodes, read_stack_config, stop_on_config_error
-from components.vllm_service import VllmService, VllmServiceArgs
 from deploys.layout import PYTHON_PREFIX
 from stack.hosts import host_key_policy
-from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, pushed_release, pushed_releases
+from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, pushed_release, pushed_releases, stack_venv
 from stack.serving import serving_plan
 from stack.tls import certificate_fingerprint
 
@@ -73,44 +72,31 @@ nodes = {
 
 fingerprints = pulumi.Output.all(**{name: node.fingerprint for name, node in nodes.items()}).apply(identical_nodes)
 
-ray = RayCluster(
-    "ray",
-    RayClusterArgs(
-        hosts=config.hosts,
-        head=config.head,
-        ports=config.ports,
-        ray=config.ray,
-        security=config.security,
-        ray_token=pulumi.Output.all(cluster_secrets.ray_token, fingerprints).apply(lambda values: values[0]),
-        host_keys={host.name: host_key_policy(host) for host in config.hosts},
-        nodes_ready=nodes,
-        sudo_password=sudo_password,
-    ),
-)
-
-vllm = VllmService(
-    "vllm",
-    VllmServiceArgs(
+serving = Serving(
+    "serving",
+    ServingArgs(
         config=config,
         plan=plan,
+        venv=stack_venv(config.accelerator),
+        # Only once every node holds the same interpreter, packages and weights (`identical_nodes`).
+        ray_token=pulumi.Output.all(cluster_secrets.ray_token, fingerprints).apply(lambda values: values[0]),
         api_key=cluster_secrets.api_key,
-        host_keys=host_key_policy(config.head),
-        after=[*ray.ready, nodes[config.head.name]],
+        after=list(nodes.values()),
         certificate=certificate,
         sudo_password=sudo_password,
     ),
 )
 
-pulumi.export("endpoint_url", vllm.endpoint_url)
-pulumi.export("openai_base_url", vllm.openai_base_url)
+pulumi.export("endpoint_url", serving.endpoint_url)
+pulumi.export("openai_base_url", serving.openai_base_url)
 pulumi.export("api_key", cluster_secrets.api_key)
 pulumi.export("tls_fingerprint", tls_fingerprint)
 pulumi.export("model", config.model.served_name)
-pulumi.export("ray_address", ray.address)
-pulumi.export("dashboard_url", ray.dashboard_url)
+pulumi.export("ray_address", serving.ray_address)
+pulumi.export("dashboard_url", serving.dashboard_url)
 pulumi.export("layer_partition", plan.layer_partition)
 pulumi.export("max_model_len", plan.max_model_len)
-pulumi.export("required_ports", ray.required_ports)
+pulumi.export("required_ports", serving.required_ports)
 pulumi.export(
     "nodes",
     [

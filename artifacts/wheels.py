@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -38,6 +40,14 @@ def source_digest(flavor: str) -> str:
         tree = {name: digest for name, digest in manifests.build_manifest(spec.plugin).items() if "__pycache__" not in name}
         parts.append(manifests.manifest_digest(tree))
     return "/".join(parts)
+
+
+@functools.cache
+def env_version(flavor: str) -> str:
+    """Names the node venv that holds this wheelhouse's packages: `<flavor>-<16 hex>` of
+    `source_digest`, so a new lock or plugin makes a new venv beside the running one, and the name
+    is known at preview."""
+    return f"{flavor}-{hashlib.sha256(source_digest(flavor).encode()).hexdigest()[:16]}"
 
 
 def prepare_wheelhouse(flavor: str) -> WheelhouseFiles:

@@ -20,7 +20,7 @@ from artifacts.paths import REPO_ROOT
 from deploys.runtime_env import runtime_env
 from deploys.specs import RuntimeEnvSpec
 from stack.config import HostConfig
-from stack.node_steps import NodeInputs
+from stack.node_steps import NodeInputs, stack_venv
 from stack.ray_units import RAY_AUTH_ENVIRONMENT, ray_start_command
 from stack.serving import serving_plan
 from stack.validation import load_stack_config
@@ -107,6 +107,7 @@ def stack_commands(stack_config: dict, hosts: list[HostConfig]) -> dict[str, lis
     raw.pop("inventory", None)
     config = load_stack_config(raw, set(), REPO_ROOT)
     plan = serving_plan(config, NodeInputs.from_config(config, config.head).model_path())
+    venv = stack_venv(config.accelerator)
 
     def node_env(host: HostConfig) -> dict[str, str]:
         detected = [{"interface": LAB_INTERFACE, "address": str(host.address)}]
@@ -114,7 +115,7 @@ def stack_commands(stack_config: dict, hosts: list[HostConfig]) -> dict[str, lis
         return {**runtime_env(spec, detected), **RAY_AUTH_ENVIRONMENT}
 
     def ray(host: HostConfig) -> list[str]:
-        return ray_start_command(host, config.head, config.ports, config.ray, config.security)
+        return ray_start_command(host, config.head, config.ports, config.ray, config.security, venv)
 
     def as_list(env: dict[str, str]) -> list[str]:
         return [f"{key}={value}" for key, value in env.items()]
@@ -125,7 +126,7 @@ def stack_commands(stack_config: dict, hosts: list[HostConfig]) -> dict[str, lis
     if workers:
         commands |= {"ray-worker-env": as_list(node_env(workers[0])), "ray-worker": ray(workers[0])}
     commands["vllm-env"] = as_list({**node_env(head), **vllm_environment(config, plan)})
-    commands["vllm"] = vllm_command(config, plan)
+    commands["vllm"] = vllm_command(config, plan, venv)
     return commands
 
 

@@ -19,7 +19,6 @@ import pulumi
 from components.artifacts import DebPackages, ModelArtifact, PythonInterpreter, Wheelhouse
 from components.hosts import HostFacts
 from components.provisioning import NodeStep
-from deploys.layout import VENV
 from deploys.runner import HostKeyPolicy
 from stack.fingerprint import fingerprint
 from stack.hosts import ssh_target
@@ -95,7 +94,7 @@ class Node(pulumi.ComponentResource):
             lambda values: fingerprint(*values)
         )
         self.runtime_env = steps["runtime-env"].observed.apply(lambda values: values.get("env") or {})
-        self.venv_path = pulumi.Output.from_input(VENV)
+        self.venv_path = pulumi.Output.from_input(args.inputs.venv)
         self.model_path = pulumi.Output.from_input(args.inputs.model_path())
         self.pushed_bytes = pulumi.Output.all(*(step.pushed_bytes for step in [facts, *steps.values()])).apply(
             lambda sizes: sum(size or 0 for size in sizes)

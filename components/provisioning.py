@@ -32,8 +32,9 @@ from pulumi.runtime import rpc
 from pydantic import ValidationError
 
 from artifacts.paths import REPO_ROOT
-from deploys.layout import PYTHON_ROOT
+from deploys.layout import LEGACY_VENV, PYTHON_ROOT
 from deploys.runner import HostKeyPolicy, SshTarget, run_deploy
+from deploys.specs import RELEASE_ROLES
 from deploys.steps import STEPS
 
 DEPLOYS_DIR = REPO_ROOT / "deploys"
@@ -114,6 +115,9 @@ def recorded_in_current_shape(props: dict[str, Any]) -> dict[str, Any]:
         # Services recorded before the service user ran as root, their probe sourcing the key file.
         spec = {**{k: v for k, v in spec.items() if k != "probe_env_files"}, "user": "root"}
         props["spec"] = spec
+    if isinstance(spec, dict) and props.get("step") in (*RELEASE_ROLES, "python-env") and "venv" not in spec:
+        # Recorded before versioned venvs, when every unit ran the one venv.
+        spec = props["spec"] = {**spec, "venv": LEGACY_VENV}
     if props.get("step") == "python-runtime" and isinstance(spec, dict) and "tree" not in spec:
         # Recorded when nodes ran the OS's python3 and only its version was checked: read as the
         # stack's interpreter not pushed yet (a refresh finds it missing; the next `up` pushes it).

@@ -141,6 +141,43 @@ class VenvPackages(FactBase[dict | None]):
         return {"freeze": freeze, "record": record, "home": home[0].strip() if home else None}
 
 
+class VenvDirectories(FactBase[list]):
+    """The versioned venvs under `path` that provisioning finished (they hold its record), newest
+    first: [name, ...]. A half-made venv has no record and is never a version to keep or run."""
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def command(self, path: str) -> str:
+        root = shlex.quote(path)
+        record = shlex.quote(VENV_RECORD_NAME)
+        return (
+            f"ls -1t {root}/ 2>/dev/null | while read -r name; do "
+            f"[ -d {root}/\"$name\" ] && [ ! -L {root}/\"$name\" ] && [ -f {root}/\"$name\"/{record} ] && echo \"$name\"; "
+            "done; true"
+        )
+
+    def process(self, output: list[str]) -> list:
+        return [line for line in output if line]
+
+
+class PathsInUnits(FactBase[list]):
+    """Which of `paths` a unit of the stack names (its venv, its model folder): those are in use and
+    never removed, whatever a retention count says."""
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def command(self, paths: list[str], units: str) -> str:
+        quoted = " ".join(shlex.quote(path) for path in paths)
+        return f"for p in {quoted}; do grep -lsqF -- \"$p/\" {units} && echo \"$p\"; done; true"
+
+    def process(self, output: list[str]) -> list:
+        return [line for line in output if line]
+
+
 class SyncedTree(FactBase[dict]):
     """A pushed tree on the node: {"manifest": its MANIFEST.sha256 text or None, "failed": [paths]}.
 

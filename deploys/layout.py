@@ -2,8 +2,8 @@
 hosts, and the only place a node path is written down.
 
     /opt/ray-vllm-stack/python/<X.Y.Z>/             the stack's CPython, pushed from the controller + MANIFEST.sha256
-    /opt/ray-vllm-stack/venv/                       the node's virtualenv (pinned package set), made with it
-    /opt/ray-vllm-stack/venv/ray-vllm-stack.lock    lock key + `pip freeze --all` right after install
+    /opt/ray-vllm-stack/venvs/<version>/            one virtualenv per package-set version (lock + plugins), side by side
+    /opt/ray-vllm-stack/venvs/<version>/ray-vllm-stack.lock   lock key + `pip freeze --all` right after install
     /opt/ray-vllm-stack/bin/probes.py               the services' readiness probe
     /opt/ray-vllm-stack/bin/api_front.py            the API front: the key on every path but /health
     /var/cache/ray-vllm-stack/wheelhouse/<key>/     wheels pushed from the controller + MANIFEST.sha256
@@ -21,6 +21,9 @@ hosts, and the only place a node path is written down.
     /etc/ray-vllm-stack/firewall.nft                the host firewall's rules: nftables table `inet ray_vllm_stack`
     /var/lib/ray-vllm-stack/firewall.loaded         the rules' digest and the table as loading them left it
     /etc/systemd/system/<unit>.service              the services' units (rvs-firewall.service loads the rules at boot)
+    /var/lib/ray-vllm-stack/release/verified/       root's 0700 copy of the service units and secret files of the last
+                                                    release whose endpoint was verified: what a failed upgrade returns to
+    /var/lib/ray-vllm-stack/release/<unit>.after    what the unit was last started after (the Ray units' invocations)
     /dev/shm/psm_*                                  vLLM's shared memory, removed when it stops
     /usr/share/keyrings/ray-vllm-stack-nvidia.asc   the NVIDIA repository's key (driver install only)
     /etc/apt/sources.list.d/ray-vllm-stack-nvidia.list   that repository
@@ -36,7 +39,10 @@ PYTHON_PREFIX = f"{PYTHON_ROOT}/{NODE_PYTHON_VERSION}"
 very prefix, so it runs from here only."""
 PYTHON_INTERPRETER = f"{PYTHON_PREFIX}/bin/python3"
 
-VENV = "/opt/ray-vllm-stack/venv"
+VENVS_ROOT = "/opt/ray-vllm-stack/venvs"
+"""One venv per package-set version: an upgrade installs the new one beside the one the services run."""
+LEGACY_VENV = "/opt/ray-vllm-stack/venv"
+"""The one venv of stacks made before versioned venvs; removed once no unit runs it."""
 VENV_RECORD_NAME = "ray-vllm-stack.lock"
 PROGRAMS_DIR = "/opt/ray-vllm-stack/bin"
 """Node-side programs of `deploys/` (run with the venv's Python)."""
@@ -68,6 +74,8 @@ TLS_CERT_FILE = f"{SECRETS_DIR}/tls.crt"
 TLS_KEY_FILE = f"{SECRETS_DIR}/tls.key"
 LEGACY_SECRET_FILES = (f"{CONFIG_DIR}/ray_token", f"{CONFIG_DIR}/vllm.env")
 """Where stacks made before the service user kept root's secrets; removed when a service is applied."""
+RELEASE_DIR = f"/var/lib/{STATE_DIRECTORY_NAME}/release"
+VERIFIED_RELEASE = f"{RELEASE_DIR}/verified"
 RESTART_MARKERS = "/run/ray-vllm-stack"
 """`<unit>.restart` here: a file the unit reads changed, so the service restarts once."""
 UNIT_DIR = "/etc/systemd/system"
@@ -80,3 +88,8 @@ VLLM_SHM_LEFTOVERS = "/dev/shm/psm_*"
 """vLLM's shared-memory segments (240 MiB sparse each) stay behind when the server stops."""
 NVIDIA_KEYRING = "/usr/share/keyrings/ray-vllm-stack-nvidia.asc"
 NVIDIA_SOURCE_LIST = "/etc/apt/sources.list.d/ray-vllm-stack-nvidia.list"
+
+
+def venv_path(version: str) -> str:
+    """The venv of one package-set version (`stack.node_steps.env_version`)."""
+    return f"{VENVS_ROOT}/{version}"

@@ -9,6 +9,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import files
 
 from deploys import operations
+from deploys.layout import LEGACY_VENV, VENVS_ROOT
 from deploys.specs import (
     ModelWeightsSpec,
     NvidiaSpec,
@@ -53,7 +54,8 @@ def python_runtime(spec: PythonRuntimeSpec):
 @deploy("Python environment")
 def python_env(spec: PythonEnvSpec):
     operations.tree_synced(name="Push the wheelhouse", tree=spec.wheelhouse)
-    operations.venv_installed(name="Install the locked package set into the venv", spec=spec)
+    operations.venv_installed(name=f"Install the locked package set into {spec.venv}", spec=spec)
+    operations.venvs_retained(name="Remove venvs beyond the retention", current=spec.venv, keep_previous=spec.keep_previous)
 
 
 @deploy("Model weights")
@@ -83,7 +85,9 @@ def retire_python_runtime(spec: PythonRuntimeSpec, purge_cache: bool):
 
 @deploy("Retire Python environment")
 def retire_python_env(spec: PythonEnvSpec, purge_cache: bool):
-    files.directory(name=f"Remove {spec.venv}", path=spec.venv, present=False)
+    """Every version's venv goes: no unit runs any of them once the stack is gone."""
+    for venv in (VENVS_ROOT, LEGACY_VENV):
+        files.directory(name=f"Remove {venv}", path=venv, present=False)
     if purge_cache:
         files.directory(name="Remove the wheelhouse", path=spec.wheelhouse.destination, present=False)
 

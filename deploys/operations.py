@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pyinfra import host
 from pyinfra.api import FunctionCommand, OperationError, operation
 from pyinfra.api.command import StringCommand
+from pyinfra.facts.files import Directory
 from pyinfra.operations import files
 
 from artifacts import manifest as manifests
@@ -26,17 +27,30 @@ from deploys.facts import (
     InstalledDebs,
     Ipv4Addresses,
     ModelDirectories,
+    PathsInUnits,
     PythonVersion,
     SyncedTree,
     UnreadableFiles,
+    VenvDirectories,
     VenvPackages,
     python_version_command,
 )
-from deploys.layout import DEBS_DIR, MODELS_ROOT, NVIDIA_KEYRING, NVIDIA_SOURCE_LIST, VENV_RECORD_NAME
+from deploys.layout import (
+    DEBS_DIR,
+    LEGACY_VENV,
+    MODELS_ROOT,
+    NVIDIA_KEYRING,
+    NVIDIA_SOURCE_LIST,
+    UNIT_DIR,
+    VENV_RECORD_NAME,
+    VENVS_ROOT,
+    VERIFIED_RELEASE,
+)
 from deploys.platforms import describe, platform_key, platform_problem
 from deploys.runtime_env import render_env_file, runtime_env
 from deploys.specs import (
     MODEL_DIRECTORY,
+    VENV_PATH,
     DebFile,
     NvidiaDriverInstall,
     PlatformSpec,
@@ -253,16 +267,41 @@ def freeze_names(freeze: list[str]) -> set[str]:
     return names
 
 
+STACK_UNITS = f"{UNIT_DIR}/rvs-*.service {VERIFIED_RELEASE}{UNIT_DIR}/rvs-*.service"
+"""The stack's unit files, live and those of the verified release a failed upgrade returns to:
+what `PathsInUnits` reads to know which venvs and models are in use."""
+
+
+@operation()
+def venvs_retained(current: str, keep_previous: int):
+    """Keeps the current venv, the `keep_previous` newest others, and every venv a unit runs (a
+    release that has not switched yet, or the one a failed upgrade went back to); removes the rest,
+    and the unversioned venv of older stacks once no unit runs it."""
+    others = [name for name in host.get_fact(VenvDirectories, path=VENVS_ROOT) if f"{VENVS_ROOT}/{name}" != current]
+    candidates = [f"{VENVS_ROOT}/{name}" for name in others[keep_previous:] if VENV_PATH.match(f"{VENVS_ROOT}/{name}")]
+    legacy = [LEGACY_VENV] if host.get_fact(Directory, path=LEGACY_VENV) else []
+    in_use = set(host.get_fact(PathsInUnits, paths=[*candidates, *legacy], units=STACK_UNITS)) if candidates or legacy else set()
+    expired = [path for path in [*candidates, *legacy] if path not in in_use]
+    if not expired:
+        host.noop(f"{len(others)} older venv(s), keeping up to {keep_previous} and those a unit runs")
+        return
+    yield f"rm -rf -- {_q(*expired)}"
+
+
 @operation()
 def models_retained(root: str, current: str, keep_previous: int):
-    """Keeps the current model and the `keep_previous` newest others under `root`.
+    """Keeps the current model, the `keep_previous` newest others under `root`, and any a unit
+    serves (the revision a failed upgrade went back to).
 
     Deletes only inside the models root, only folders the stack made (`ModelDirectories`), and on
     the node checks each resolved path before removing it: a bad name can never widen the delete."""
     if root != MODELS_ROOT:
         raise OperationError(f"refusing to manage models outside {MODELS_ROOT} (asked for {root})")
     others = [name for name in host.get_fact(ModelDirectories, path=root) if name != current]
-    expired = [name for name in others[keep_previous:] if MODEL_DIRECTORY.match(name)]
+    candidates = [name for name in others[keep_previous:] if MODEL_DIRECTORY.match(name)]
+    paths = [f"{root}/{name}" for name in candidates]
+    in_use = set(host.get_fact(PathsInUnits, paths=paths, units=STACK_UNITS)) if paths else set()
+    expired = [name for name in candidates if f"{root}/{name}" not in in_use]
     if not expired:
         host.noop(f"{len(others)} older model(s) under {root}, keeping up to {keep_previous}")
         return

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FactBase, Host, deploy
+from pyinfra.facts.server import Command
 from pyinfra.operations import files, server, systemd
 
 from deploys import operations
@@ -22,9 +23,11 @@ from deploys.layout import (
     CONFIG_DIR,
     LEGACY_SECRET_FILES,
     PROGRAMS_DIR,
+    RELEASE_DIR,
     RESTART_MARKERS,
     SECRETS_DIR,
     SERVICE_HOME,
+    VERIFIED_RELEASE,
 )
 from deploys.specs import ServiceSpec
 
@@ -85,9 +88,19 @@ class ProbeAnswers(FactBase[bool]):
         return bool(output) and output[-1].strip() == "ready"
 
 
+@deploy("Release running")
+def release_running(units: list[ServiceSpec], secrets: dict[str, str], started_after: dict[str, str] | None = None):
+    """The host's units of one phase of a release (`deploys.rollout`), each running and ready;
+    `started_after[unit]` names what that unit must have been started after (`service_running`)."""
+    for spec in units:
+        service_running(spec, secrets, (started_after or {}).get(spec.unit))
+
+
 @deploy("Service running")
-def service_running(spec: ServiceSpec, secrets: dict[str, str]):
-    """`secrets`: the content of each of `spec.secret_files`, by path."""
+def service_running(spec: ServiceSpec, secrets: dict[str, str], started_after: str | None = None):
+    """`secrets`: the content of each of `spec.secret_files`, by path. `started_after`: the
+    invocations of the units this one needs (vLLM: every Ray unit's); when they differ from those
+    it was last started after, it restarts, so it never keeps a connection to a Ray that restarted."""
     missing = [secret.path for secret in spec.secret_files if secret.path not in secrets]
     if missing:
         raise ValueError(f"{spec.unit}: no content given for {', '.join(missing)}")
@@ -116,6 +129,13 @@ def service_running(spec: ServiceSpec, secrets: dict[str, str]):
     # failure to restart on, so restart it here.
     if host.get_fact(UnitActive, unit=spec.unit) and not host.get_fact(ProbeAnswers, spec=spec):
         server.shell(name=f"Mark {spec.unit} for a restart: running but not ready", commands=[f"touch {marker}"])
+    after_file = f"{RELEASE_DIR}/{spec.unit}.after"
+    if started_after is not None:
+        files.directory(name="Create the release record's directory", path=RELEASE_DIR, mode="700")
+        server.shell(
+            name=f"Mark {spec.unit} for a restart if what it runs on restarted",
+            commands=[f'[ "$(cat {after_file} 2>/dev/null)" = {shlex.quote(started_after)} ] || touch {marker}'],
+        )
     # `restart` also starts a stopped unit, so a new service starts once, not twice.
     server.shell(
         name=f"Restart {spec.unit} if a file it reads changed",
@@ -123,6 +143,78 @@ def service_running(spec: ServiceSpec, secrets: dict[str, str]):
     )
     systemd.service(name=f"Start and enable {spec.unit}", service=spec.unit, running=True, enabled=True)
     server.shell(name=f"Wait until {spec.unit} is ready", commands=[spec.probe_command(spec.ready_timeout)])
+    if started_after is not None:
+        server.shell(
+            name=f"Record what {spec.unit} started after",
+            commands=[f"echo {shlex.quote(started_after)} > {after_file}"],
+        )
+
+
+VERIFY_INTERVAL_S = 2
+
+
+@deploy("Endpoint verified")
+def endpoint_verified(spec: ServiceSpec, probes: int):
+    """The endpoint answers `probes` times in a row, `VERIFY_INTERVAL_S` apart: a service that
+    answers once and then falls over (a stage that dies on its first request) is not verified."""
+    check = spec.probe_command(timeout=spec.ready_timeout)
+    server.shell(
+        name=f"Check {spec.unit} answers {probes} times in a row",
+        commands=[f"for i in $(seq {probes}); do ({check}) || exit 1; sleep {VERIFY_INTERVAL_S}; done"],
+    )
+
+
+@deploy("Release verified")
+def release_verified(units: list[ServiceSpec]):
+    """Keeps a copy of the host's units and secret files, with each unit's probe, as the release to
+    return to (`VERIFIED_RELEASE`, root's, 0700): what `release_restored` puts back."""
+    new = f"{VERIFIED_RELEASE}.new"
+    commands = [f"umask 077 && rm -rf {new} && mkdir -p {new}"]
+    for spec in units:
+        paths = spec.managed_paths()
+        commands += [
+            f"cp -a --parents {' '.join(shlex.quote(path) for path in paths)} {new}/",
+            f"printf '%s\\n' {shlex.quote(spec.probe_command(spec.ready_timeout))} > {new}/{spec.unit}.probe",
+            f"printf '%s\\n' {' '.join(shlex.quote(path) for path in paths)} > {new}/{spec.unit}.paths",
+            f"echo {spec.unit} >> {new}/UNITS",
+        ]
+    commands.append(f"rm -rf {VERIFIED_RELEASE} && mv {new} {VERIFIED_RELEASE}")
+    files.directory(name="Create the release record's directory", path=RELEASE_DIR, mode="700")
+    server.shell(name="Record the verified release", commands=[" && ".join(commands)])
+
+
+@deploy("Release restored")
+def release_restored(units: list[ServiceSpec]):
+    """Puts the host's units back as the last verified release had them and waits until each is
+    ready again; a unit that release did not have is stopped and removed (nothing orphaned)."""
+    for spec in units:
+        unit, saved = shlex.quote(spec.unit), f"{VERIFIED_RELEASE}/{spec.unit}"
+        restore = (
+            f"if [ -f {VERIFIED_RELEASE}/UNITS ] && grep -qx {unit} {VERIFIED_RELEASE}/UNITS; then "
+            f"while read -r path; do cp -a {VERIFIED_RELEASE}\"$path\" \"$path\"; done < {saved}.paths && "
+            f"systemctl daemon-reload && systemctl restart {unit} && sh {saved}.probe; "
+            f"else systemctl disable --now {unit} 2>/dev/null; "
+            f"rm -f {' '.join(shlex.quote(path) for path in spec.managed_paths())} && systemctl daemon-reload; fi"
+        )
+        server.shell(name=f"Put {spec.unit} back as the verified release had it", commands=[restore])
+
+
+@deploy("Unit handed over")
+def unit_handed_over(spec: ServiceSpec, purge_cache: bool = False):
+    """Retires a unit recorded as a resource of its own (stacks before the serving release): when a
+    verified release has it, the release owns it now and it stays; else it is removed."""
+    owned = f"grep -qx {shlex.quote(spec.unit)} {VERIFIED_RELEASE}/UNITS 2>/dev/null"
+    if host.get_fact(Command, command=f"{owned} && echo owned || echo free") == "owned":
+        return
+    service_removed(spec, purge_cache)
+
+
+@deploy("Release removed")
+def release_removed(units: list[ServiceSpec], purge_cache: bool = False):
+    """Every unit of the release on the host, and its record."""
+    for spec in reversed(units):
+        service_removed(spec, purge_cache)
+    files.directory(name=f"Remove {RELEASE_DIR}", path=RELEASE_DIR, present=False)
 
 
 def service_user(user: str, device_groups: tuple[str, ...]) -> None:
@@ -152,6 +244,16 @@ def service_removed(spec: ServiceSpec, purge_cache: bool = False):
     systemd.daemon_reload(name="Reload systemd units")
 
 
+class UnitInvocation(FactBase[str | None]):
+    """systemd's id of the unit's current run: a new one at every (re)start."""
+
+    def command(self, unit: str) -> str:
+        return f"systemctl show -p InvocationID --value {shlex.quote(unit)} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> str | None:
+        return (output[-1].strip() if output else "") or None
+
+
 def service_state(host: Host, spec: ServiceSpec) -> dict:
     digests = host.get_fact(FileDigests, paths=[spec.unit_path])
     secrets = host.get_fact(FileStatus, paths=[secret.path for secret in spec.secret_files])
@@ -159,4 +261,11 @@ def service_state(host: Host, spec: ServiceSpec) -> dict:
         "active": host.get_fact(UnitActive, unit=spec.unit),
         "files": files_digest({**digests, **secrets}),
         "ready": host.get_fact(ProbeAnswers, spec=spec),
+        "invocation": host.get_fact(UnitInvocation, unit=spec.unit),
     }
+
+
+def release_state(host: Host, units: list[ServiceSpec], started_after: dict[str, str] | None = None) -> dict:
+    """{unit: its `service_state`} for the host's units of a release (`started_after` is the
+    deploy's argument, not read here)."""
+    return {spec.unit: service_state(host, spec) for spec in units}

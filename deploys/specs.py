@@ -22,6 +22,7 @@ from deploys.layout import (
     FIREWALL_RULES,
     FIREWALL_TABLE,
     FIREWALL_UNIT,
+    LEGACY_VENV,
     MODELS_ROOT,
     PROBE_PATH,
     PROGRAMS_DIR,
@@ -29,7 +30,7 @@ from deploys.layout import (
     PYTHON_ROOT,
     SERVICE_HOME,
     UNIT_DIR,
-    VENV,
+    VENVS_ROOT,
 )
 from deploys.platforms import PLATFORM_KEYS, SUPPORTED_ARCHES, PlatformKey
 
@@ -40,6 +41,10 @@ MODEL_DIRECTORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 """A model's folder name under the models root (the config's served name)."""
 URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/%-]*)?$")
 """A plain http(s) URL: no credentials, query or anything a shell or a config line could read as more."""
+VENV_PATH = re.compile(rf"^{re.escape(VENVS_ROOT)}/[a-z]+-[0-9a-f]{{16}}$")
+"""One versioned venv (`deploys.layout.venv_path`): retention deletes its siblings, units run it."""
+RECORDED_VENV = re.compile(rf"{VENV_PATH.pattern}|^{re.escape(LEGACY_VENV)}$")
+"""A venv as state may hold it: versioned, or the one venv of stacks made before (refreshed, retired)."""
 LOGIN_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 """A user or group name as useradd accepts it (never an option)."""
 
@@ -123,7 +128,8 @@ class PythonEnvSpec(Spec):
     lock_file: str = Field(description="The lock, relative to the wheelhouse.")
     plugin_wheels: tuple[str, ...] = Field((), description="Our own wheels, relative to the wheelhouse; installed --no-deps.")
     packages: tuple[str, ...] = Field(description="Normalized names the venv holds: the lock's plus the plugins'.")
-    venv: str = VENV
+    venv: str = Field(pattern=RECORDED_VENV.pattern, description="This package set's own venv, beside the others.")
+    keep_previous: int = Field(1, ge=0, description="Other venvs kept on the node, newest first, besides those a unit runs.")
     interpreter: str = Field(PYTHON_INTERPRETER, description="Makes the venv; a venv made by another is made anew.")
 
 
@@ -217,6 +223,7 @@ class ServiceSpec(Spec):
     unit: str = Field(pattern=r"^[a-z0-9-]+\.service$")
     unit_text: str
     user: str = Field(pattern=LOGIN_NAME.pattern, description="The system user the unit runs as.")
+    venv: str = Field(pattern=RECORDED_VENV.pattern, description="The venv the unit and its probe run.")
     device_groups: tuple[Annotated[str, Field(pattern=LOGIN_NAME.pattern)], ...] = Field(
         (), description="Groups owning GPU device nodes (e.g. video, render); the user joins those the host has."
     )
@@ -248,8 +255,40 @@ class ServiceSpec(Spec):
         arguments = " ".join(shlex.quote(argument) for argument in self.probe)
         unit = shlex.quote(self.unit)
         return (
-            f"cd / && runuser -u {self.user} -- env HOME={SERVICE_HOME} {environment} {VENV}/bin/python {PROBE_PATH} "
+            f"cd / && runuser -u {self.user} -- env HOME={SERVICE_HOME} {environment} {self.venv}/bin/python {PROBE_PATH} "
             f"{arguments} --unit {unit} --timeout {timeout} "
             f"|| {{ status=$?; echo 'last lines of {self.unit}:' >&2; "
             f"journalctl -u {unit} -n {JOURNAL_LINES} --no-pager -o cat >&2; exit $status; }}"
         )
+
+
+RELEASE_ROLES = ("ray-head", "ray-worker", "vllm", "api-front")
+"""The services a release switches, in the order they start: a Ray head before its workers (they
+join it), the whole cluster before vLLM (it places its stages on it), vLLM before its front."""
+
+
+class ReleaseUnit(Spec):
+    """One service of the release on one host."""
+
+    host: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")
+    role: str = Field(pattern="^(" + "|".join(RELEASE_ROLES) + ")$")
+    service: ServiceSpec
+
+
+class ReleaseSpec(Spec):
+    """The cluster's services as one release: switched phase by phase, then verified end to end;
+    a failure anywhere puts every host back on the last verified release."""
+
+    phases: tuple[tuple[ReleaseUnit, ...], ...] = Field(min_length=1)
+    verify_probes: int = Field(3, ge=1, description="Successive answers of the endpoint that verify the release.")
+
+    @property
+    def units(self) -> tuple[ReleaseUnit, ...]:
+        return tuple(unit for phase in self.phases for unit in phase)
+
+    def units_on(self, host: str) -> list[ServiceSpec]:
+        return [unit.service for unit in self.units if unit.host == host]
+
+    @property
+    def hosts(self) -> list[str]:
+        return list(dict.fromkeys(unit.host for unit in self.units))

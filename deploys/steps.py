@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deploys.specs import (
+    RELEASE_ROLES,
     FirewallSpec,
     ModelWeightsSpec,
     NvidiaSpec,
@@ -67,12 +68,14 @@ STEPS: dict[str, Step] = {
             "runtime-env", "deploys.node:runtime_env", "deploys.observe:runtime_env", RuntimeEnvSpec,
             retire="deploys.node:retire_runtime_env",
         ),
+        # One resource per unit, as stacks recorded them before the serving release
+        # (`deploys.rollout`) took the units over: refreshed and deleted, never applied again.
         *(
             Step(
                 unit, "deploys.services:service_running", "deploys.services:service_state", ServiceSpec,
-                retire="deploys.services:service_removed",
+                retire="deploys.services:unit_handed_over",
             )
-            for unit in ("ray-head", "ray-worker", "vllm", "api-front")
+            for unit in RELEASE_ROLES
         ),
     )
 }  # fmt: skip

@@ -153,6 +153,10 @@ class PackagesConfig(Mirrors):
 
     index_url: Url = Field("https://pypi.org/simple", description="A PEP 503 index serving the lock's wheels (PyPI or a mirror).")
     proxy: Url | None = Field(None, description="An HTTP proxy for pip and apt on nodes with a route out.")
+    keep_previous: int = Field(
+        1, ge=0, le=10,
+        description="Venvs of earlier package sets kept on each node (besides any a service runs), to go back to.",
+    )  # fmt: skip
 
 
 class PythonSource(StrictModel):

@@ -20,8 +20,8 @@ from artifacts.debs import DebFiles
 from artifacts.packages.flavors import get_flavor
 from artifacts.python_build import PythonBuild
 from artifacts.weights import ModelFiles
-from artifacts.wheels import WheelhouseFiles
-from deploys.layout import MODELS_ROOT, WHEELHOUSE_ROOT
+from artifacts.wheels import WheelhouseFiles, env_version
+from deploys.layout import MODELS_ROOT, WHEELHOUSE_ROOT, venv_path
 from deploys.specs import (
     FirewallSpec,
     ModelWeightsSpec,
@@ -66,6 +66,7 @@ class NodeInputs:
     served_name: str
     models_root: str = MODELS_ROOT
     keep_previous: int = 1
+    keep_venvs: int = 1
     env_overrides: dict[str, str] = field(default_factory=dict)
     driver_install: NvidiaDriverInstall | None = None
     firewall: FirewallPolicy | None = None
@@ -85,12 +86,17 @@ class NodeInputs:
             network=config.network,
             served_name=config.model.served_name,
             keep_previous=config.model.keep_previous,
+            keep_venvs=config.packages.keep_previous,
             env_overrides=config.network.env,
             driver_install=driver_install(config),
             firewall=firewall_policy(config),
             package_index=package_index(config, host),
             **artifacts,
         )
+
+    @property
+    def venv(self) -> str:
+        return stack_venv(self.host.accelerator)
 
     def model_path(self) -> str:
         return str(PurePosixPath(self.models_root) / self.served_name)
@@ -152,6 +158,8 @@ def python_env_spec(inputs: NodeInputs) -> PythonEnvSpec:
         lock_file=wheelhouse.lock_file,
         plugin_wheels=wheelhouse.plugin_wheels,
         packages=wheelhouse.packages,
+        venv=inputs.venv,
+        keep_previous=inputs.keep_venvs,
     )
 
 
@@ -223,6 +231,12 @@ def steps_for(inputs: NodeInputs) -> tuple[StepDefinition, ...]:
 def node_specs(inputs: NodeInputs) -> dict[str, Spec]:
     """Each step of the host and its spec, in table order (every artifact known)."""
     return {step.name: step.build(inputs) for step in steps_for(inputs)}
+
+
+def stack_venv(accelerator: str) -> str:
+    """Where every node of the stack keeps its package set's venv: named by the flavor's lock and
+    plugins, so it is known at preview and an upgrade installs beside the running one."""
+    return venv_path(env_version(accelerator))
 
 
 def package_index(config: StackConfig, host: HostConfig) -> PackageIndex | None:

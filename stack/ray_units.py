@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from deploys.layout import ENV_FILE, RAY_TEMP_DIR, RAY_TOKEN_FILE, SERVICE_STATE_DIRECTORIES, SERVICE_TMP, VENV
+from deploys.layout import ENV_FILE, RAY_TEMP_DIR, RAY_TOKEN_FILE, SERVICE_STATE_DIRECTORIES, SERVICE_TMP
 from deploys.specs import SecretFile, ServiceSpec
 from stack.config import HostConfig, Ports, RaySettings, SecurityConfig
 from stack.systemd_unit import ServiceUnit
@@ -44,10 +44,10 @@ def node_resources(host: HostConfig) -> tuple[list[str], dict[str, float]]:
 
 
 def ray_start_command(
-    host: HostConfig, head: HostConfig, ports: Ports, ray: RaySettings, security: SecurityConfig
+    host: HostConfig, head: HostConfig, ports: Ports, ray: RaySettings, security: SecurityConfig, venv: str
 ) -> list[str]:
     is_head = host.name == head.name
-    command = [f"{VENV}/bin/ray", "start", "--block", "--disable-usage-stats", f"--node-ip-address={host.address}"]
+    command = [f"{venv}/bin/ray", "start", "--block", "--disable-usage-stats", f"--node-ip-address={host.address}"]
     if is_head:
         dashboard_host = str(head.address) if security.dashboard_bind == "cluster" else "127.0.0.1"
         command += [
@@ -86,11 +86,13 @@ def metrics_ports_environment(ports: Ports) -> dict[str, str]:
     return {"AUTOSCALER_METRIC_PORT": str(ports.autoscaler_metrics), "DASHBOARD_METRIC_PORT": str(ports.dashboard_metrics)}
 
 
-def ray_unit(host: HostConfig, head: HostConfig, ports: Ports, ray: RaySettings, security: SecurityConfig) -> str:
+def ray_unit(
+    host: HostConfig, head: HostConfig, ports: Ports, ray: RaySettings, security: SecurityConfig, venv: str
+) -> str:
     role = "head" if host.name == head.name else "worker"
     return ServiceUnit(
         description=f"Ray {role} (ray-vllm-stack)",
-        command=ray_start_command(host, head, ports, ray, security),
+        command=ray_start_command(host, head, ports, ray, security, venv),
         environment={**RAY_AUTH_ENVIRONMENT, **SHARED_TMP_ENVIRONMENT, **metrics_ports_environment(ports)},
         environment_files=[ENV_FILE],
         # `ray start --block` exits when its node dies; come back and rejoin.
@@ -101,14 +103,15 @@ def ray_unit(host: HostConfig, head: HostConfig, ports: Ports, ray: RaySettings,
 
 
 def ray_service_spec(
-    host: HostConfig, head: HostConfig, ports: Ports, ray: RaySettings, security: SecurityConfig
+    host: HostConfig, head: HostConfig, ports: Ports, ray: RaySettings, security: SecurityConfig, venv: str
 ) -> ServiceSpec:
     """One Ray node's unit. The token file is among its secret files: its content is not here."""
     gcs = f"{head.address}:{ports.gcs}"
     return ServiceSpec(
         unit=HEAD_UNIT if host.name == head.name else WORKER_UNIT,
-        unit_text=ray_unit(host, head, ports, ray, security),
+        unit_text=ray_unit(host, head, ports, ray, security, venv),
         user=security.service_user,
+        venv=venv,
         device_groups=device_groups(host),
         secret_files=(SecretFile(path=RAY_TOKEN_FILE),),
         probe=("ray-node", "--gcs", gcs, "--ip", str(host.address), "--resources", json.dumps(node_resources(host)[1])),

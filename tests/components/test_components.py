@@ -56,93 +56,75 @@ def test_cluster_secrets_are_generated_and_secret(mocks):
     return pulumi.Output.all(secrets.ray_token, pulumi.Output.is_secret(secrets.ray_token)).apply(check)
 
 
-@pulumi.runtime.test
-def test_ray_cluster_declares_head_then_workers_with_plain_specs_and_secret_token(mocks, config):
-    from components.ray_cluster import RayCluster, RayClusterArgs
-    from stack.hosts import host_key_policy
+VENV = "/opt/ray-vllm-stack/venvs/cpu-0123456789abcdef"
 
-    cluster = RayCluster(
-        "ray",
-        RayClusterArgs(
-            hosts=config.hosts, head=config.head, ports=config.ports, ray=config.ray, security=config.security,
-            ray_token=pulumi.Output.secret("token-value"),
-            host_keys={host.name: host_key_policy(host) for host in config.hosts},
+
+def serving(config, certificate=None):
+    from components.serving import Serving, ServingArgs
+
+    return Serving(
+        "serving",
+        ServingArgs(
+            config=config, plan=ServingPlan("/models/tiny", None, 1024), venv=VENV,
+            ray_token=pulumi.Output.secret("token-value"), api_key=pulumi.Output.secret("sk-test"),
+            certificate=certificate,
         ),
     )  # fmt: skip
 
+
+@pulumi.runtime.test
+def test_serving_is_one_release_in_start_order_with_plain_specs_and_secret_files(mocks, config):
+    service = serving(config)
+
     def check(values):
-        address, rules = values
+        address, rules, endpoint, base_url = values
         assert address == "10.201.0.11:6379"
         assert any(rule["purpose"] == "Ray GCS" for rule in rules)
-        head, worker = mocks.resources["ray-lab1"]["inputs"], mocks.resources["ray-lab2"]["inputs"]
-        assert (head["step"], worker["step"]) == ("ray-head", "ray-worker")
-        spec = head["spec"]
-        assert unwrap_secret(spec) == spec, "the spec is plain, so a preview shows what changes in it"
-        assert spec["unit"] == "rvs-ray-head.service"
-        assert spec["secret_files"] == [{"path": "/etc/ray-vllm-stack/secrets/ray_token", "mode": "600"}]
-        assert "token-value" not in str(spec)
-        assert unwrap_secret(head["secrets"]) != head["secrets"], "the token travels as a secret input"
-        assert unwrap_secret(head["secrets"]) == {"/etc/ray-vllm-stack/secrets/ray_token": "token-value"}
-
-    registered = [node.id for node in cluster.ready]
-    return pulumi.Output.all(cluster.address, cluster.required_ports, *registered).apply(lambda v: check(v[:2]))
-
-
-@pulumi.runtime.test
-def test_vllm_service_exposes_the_endpoint(mocks, config):
-    from components.vllm_service import VllmService, VllmServiceArgs
-    from stack.hosts import host_key_policy
-
-    service = VllmService(
-        "vllm",
-        VllmServiceArgs(
-            config=config, plan=ServingPlan("/models/tiny", None, 1024), api_key=pulumi.Output.secret("sk-test"),
-            host_keys=host_key_policy(config.head), after=[],
-        ),
-    )  # fmt: skip
-
-    def check(values):
-        endpoint, base_url = values
         assert endpoint == "http://10.201.0.11:8000"
         assert base_url == "http://10.201.0.11:8000/v1"
-        inputs = mocks.resources["vllm-server"]["inputs"]
+        inputs = mocks.resources["serving-release"]["inputs"]
         spec = inputs["spec"]
-        assert unwrap_secret(spec) == spec and "sk-test" not in str(spec)
-        assert spec["probe"][:3] == ["http", "--url", "http://127.0.0.1:8001"]
-        front = mocks.resources["vllm-front"]["inputs"]
-        assert front["spec"]["probe"][:3] == ["http", "--url", "http://10.201.0.11:8000"]
-        assert unwrap_secret(front["secrets"]) == {"/etc/ray-vllm-stack/secrets/api_front.env": "VLLM_API_KEY=sk-test\n"}
-        assert spec["secret_files"] == [{"path": "/etc/ray-vllm-stack/secrets/vllm.env", "mode": "600"}]
-        assert unwrap_secret(inputs["secrets"]) == {"/etc/ray-vllm-stack/secrets/vllm.env": "VLLM_API_KEY=sk-test\n"}
-        assert unwrap_secret(inputs["secrets"]) != inputs["secrets"]
+        assert unwrap_secret(spec) == spec, "the spec is plain, so a preview shows what changes in it"
+        order = [[(unit["host"], unit["role"], unit["service"]["unit"]) for unit in phase] for phase in spec["phases"]]
+        assert order == [
+            [("lab1", "ray-head", "rvs-ray-head.service")],
+            [("lab2", "ray-worker", "rvs-ray-worker.service")],
+            [("lab1", "vllm", "rvs-vllm.service")],
+            [("lab1", "api-front", "rvs-api.service")],
+        ]
+        services = {unit["role"]: unit["service"] for phase in spec["phases"] for unit in phase}
+        assert all(service["venv"] == VENV for service in services.values())
+        assert services["ray-head"]["secret_files"] == [{"path": "/etc/ray-vllm-stack/secrets/ray_token", "mode": "600"}]
+        assert services["vllm"]["probe"][:3] == ["http", "--url", "http://127.0.0.1:8001"]
+        assert services["api-front"]["probe"][:3] == ["http", "--url", "http://10.201.0.11:8000"]
+        assert "token-value" not in str(spec) and "sk-test" not in str(spec)
+        assert unwrap_secret(inputs["secrets"]) != inputs["secrets"], "the secret files travel as a secret input"
+        assert unwrap_secret(inputs["secrets"]) == {
+            "/etc/ray-vllm-stack/secrets/ray_token": "token-value",
+            "/etc/ray-vllm-stack/secrets/vllm.env": "VLLM_API_KEY=sk-test\n",
+            "/etc/ray-vllm-stack/secrets/api_front.env": "VLLM_API_KEY=sk-test\n",
+        }
 
-    return pulumi.Output.all(service.endpoint_url, service.openai_base_url).apply(check)
+    outputs = (service.ray_address, service.required_ports, service.endpoint_url, service.openai_base_url)
+    return pulumi.Output.all(*outputs).apply(check)
 
 
 @pulumi.runtime.test
 def test_tls_front_gets_its_certificate_as_secret_files(mocks, raw_config):
-    from components.vllm_service import VllmService, VllmServiceArgs
-    from stack.hosts import host_key_policy
-
     raw_config["security"] = {"tls": "self-signed"}
     config = load_stack_config(raw_config, set(), REPO_ROOT)
-    service = VllmService(
-        "vllm",
-        VllmServiceArgs(
-            config=config, plan=ServingPlan("/models/tiny", None, 1024), api_key=pulumi.Output.secret("sk-test"),
-            host_keys=host_key_policy(config.head), after=[], certificate=pulumi.Output.secret(["CERT", "KEY"]),
-        ),
-    )  # fmt: skip
+    service = serving(config, certificate=pulumi.Output.secret(["CERT", "KEY"]))
 
     def check(endpoint):
         assert endpoint == "https://10.201.0.11:8000"
-        front = mocks.resources["vllm-front"]["inputs"]
-        assert "--pin-cert" in front["spec"]["probe"] and "KEY" not in str(front["spec"])
-        assert unwrap_secret(front["secrets"]) == {
-            "/etc/ray-vllm-stack/secrets/api_front.env": "VLLM_API_KEY=sk-test\n",
+        inputs = mocks.resources["serving-release"]["inputs"]
+        front = inputs["spec"]["phases"][-1][0]["service"]
+        assert "--pin-cert" in front["probe"] and "KEY" not in str(inputs["spec"])
+        secrets = unwrap_secret(inputs["secrets"])
+        assert {path: secrets[path] for path in secrets if "tls" in path} == {
             "/etc/ray-vllm-stack/secrets/tls.crt": "CERT",
             "/etc/ray-vllm-stack/secrets/tls.key": "KEY",
         }
-        assert unwrap_secret(front["secrets"]) != front["secrets"]
+        assert secrets != inputs["secrets"]
 
     return service.endpoint_url.apply(check)

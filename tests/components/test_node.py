@@ -16,7 +16,7 @@ from components.node import Node, NodeArgs
 from deploys.runner import HostKeyPolicy
 from stack.config import HostConfig, NetworkConfig, Ports, RaySettings, SecurityConfig
 from stack.firewall import FirewallPolicy, port_rules
-from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, steps_for
+from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, stack_venv, steps_for
 
 MODEL_MANIFEST = manifests.render({"config.json": "a" * 64, "model.safetensors": "b" * 64})
 PYTHON_MANIFEST = manifests.render({"bin/python3.11": "9" * 64})
@@ -176,7 +176,7 @@ def test_outputs(mocks, tmp_path):
             "weights": OBSERVED["model-weights"]["manifest_digest"], "driver": None, "cuda": None,
         }  # fmt: skip
         assert runtime_env == OBSERVED["runtime-env"]["env"]
-        assert venv == "/opt/ray-vllm-stack/venv"
+        assert venv == stack_venv("cpu")
         assert model_path == "/var/lib/ray-vllm-stack/models/tiny-qwen2"
         assert pushed == 5 * (1 + len(CPU_STEPS))  # 5 from the facts and from each step
 

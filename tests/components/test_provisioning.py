@@ -174,7 +174,7 @@ def test_the_program_and_its_providers_do_not_load_pyinfra():
     """pyinfra, gevent and paramiko cost every `pulumi` command half a second per process."""
     code = (
         "import sys\n"
-        "import components.node, components.artifacts, components.ray_cluster, components.vllm_service\n"
+        "import components.node, components.artifacts, components.serving\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'pyinfra', 'gevent', 'paramiko'}))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -12,12 +12,12 @@ import pytest
 
 from artifacts import manifest as manifests
 from components.provisioning import StepError, apply_step, observe_step, step_changes, step_inputs
-from deploys.layout import PYTHON_PREFIX, VENV
+from deploys.layout import PYTHON_PREFIX
 from deploys.platforms import PLATFORM_KEYS
 from stack.config import HostConfig, NetworkConfig
 from stack.fingerprint import fingerprint, mismatches
 from stack.hosts import host_key_policy, ssh_target
-from stack.node_steps import NodeInputs, nvidia_spec, platform_spec, steps_for
+from stack.node_steps import NodeInputs, nvidia_spec, platform_spec, stack_venv, steps_for
 from tests.support.lab_nodes import EXTRA_PACKAGE, reset_provisioning, run_on
 
 pytestmark = pytest.mark.lab
@@ -92,7 +92,7 @@ def test_nothing_changed_means_no_diff_and_no_change_on_hosts(lab_nodes, node_sp
 
 
 DRIFTS = {
-    "a package changed": ("python-env", f"{VENV}/bin/python -m pip uninstall --yes --quiet six"),
+    "a package changed": ("python-env", f"{stack_venv('cpu')}/bin/python -m pip uninstall --yes --quiet six"),
     "a weight file altered": ("model-weights", "echo tampered >> /var/lib/ray-vllm-stack/models/tiny-qwen2/config.json"),
     "a weight file removed": ("model-weights", "rm /var/lib/ray-vllm-stack/models/tiny-qwen2/tokenizer.json"),
     "the env file edited": ("runtime-env", "echo NCCL_DEBUG=INFO >> /etc/ray-vllm-stack/node.env"),

@@ -11,6 +11,7 @@ OPERATIONS = [
     "python_installed",
     "tree_synced",
     "venv_installed",
+    "venvs_retained",
     "models_retained",
     "readable_by_all",
     "runtime_env_file",

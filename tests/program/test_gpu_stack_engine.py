@@ -28,9 +28,14 @@ def test_preview_plans_the_uneven_split(pulumi_project, tmp_path, ssh_key):
     pulumi_project.new_stack("gpu-pair", gpu_pair_config(tmp_path, ssh_key))
     preview = json.loads(pulumi_project.run("preview", "--json").stdout)
     names = {step["urn"].split("::")[-1] for step in preview["steps"]}
-    assert {"gpu24-nvidia-preflight", "gpu16-nvidia-preflight", "ray-gpu24", "ray-gpu16", "vllm-server"} <= names
-    server = next(step for step in preview["steps"] if step["urn"].endswith("::vllm-server"))
-    assert server["op"] == "create"
+    assert {"gpu24-nvidia-preflight", "gpu16-nvidia-preflight", "serving-release"} <= names
+    release = next(step for step in preview["steps"] if step["urn"].endswith("::serving-release"))
+    assert release["op"] == "create"
+    phases = release["newState"]["inputs"]["spec"]["phases"]
+    assert [[(unit["host"], unit["role"]) for unit in phase] for phase in phases] == [
+        [("gpu24", "ray-head")], [("gpu16", "ray-worker")], [("gpu24", "vllm")], [("gpu24", "api-front")]
+    ]
+    assert "--num-gpus=1" in phases[1][0]["service"]["unit_text"]
     # The seed's hosts: the `ubuntu` user through sudo, each held to its declared release, wheels
     # pulled from PyPI, system packages from its own apt (known at preview: no .debs to fetch).
     by_name = {step["urn"].split("::")[-1]: step["newState"].get("inputs", {}) for step in preview["steps"] if "newState" in step}

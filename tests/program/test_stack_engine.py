@@ -56,12 +56,8 @@ def test_preview_of_the_dev_stack_lists_its_resources_without_reaching_hosts(
             for node in ("lab1", "lab2")
             for step in node_steps
         ),
-        ("ray-vllm-stack:index:RayCluster", "ray"),
-        ("pulumi-python:dynamic/provisioning:NodeStep", "ray-lab1"),
-        ("pulumi-python:dynamic/provisioning:NodeStep", "ray-lab2"),
-        ("ray-vllm-stack:index:VllmService", "vllm"),
-        ("pulumi-python:dynamic/provisioning:NodeStep", "vllm-server"),
-        ("pulumi-python:dynamic/provisioning:NodeStep", "vllm-front"),
+        ("ray-vllm-stack:index:Serving", "serving"),
+        ("pulumi-python:dynamic/provisioning:ServingRelease", "serving-release"),
     }
     assert pulumi_project.resources() == []
 

@@ -18,6 +18,7 @@ from stack.vllm_unit import (
     vllm_unit,
 )
 
+VENV = "/opt/ray-vllm-stack/venvs/cpu-0123456789abcdef"
 PLAN = ServingPlan("/var/lib/ray-vllm-stack/models/m", [40, 24], 32768)
 
 
@@ -40,7 +41,7 @@ def flag(command: list[str], name: str) -> str | None:
 
 def test_head_binds_every_port_and_its_own_address(cpu_config):
     head = cpu_config.head
-    command = ray_start_command(head, head, cpu_config.ports, cpu_config.ray, cpu_config.security)
+    command = ray_start_command(head, head, cpu_config.ports, cpu_config.ray, cpu_config.security, VENV)
     assert "--head" in command and "--block" in command
     assert flag(command, "node-ip-address") == "10.201.0.11"
     assert flag(command, "port") == "6379"
@@ -52,7 +53,7 @@ def test_head_binds_every_port_and_its_own_address(cpu_config):
 
 def test_worker_joins_the_head_with_its_own_address(cpu_config):
     worker = cpu_config.hosts[1]
-    command = ray_start_command(worker, cpu_config.head, cpu_config.ports, cpu_config.ray, cpu_config.security)
+    command = ray_start_command(worker, cpu_config.head, cpu_config.ports, cpu_config.ray, cpu_config.security, VENV)
     assert "--head" not in command
     assert flag(command, "address") == "10.201.0.11:6379"
     assert flag(command, "node-ip-address") == "10.201.0.12"
@@ -60,13 +61,13 @@ def test_worker_joins_the_head_with_its_own_address(cpu_config):
 
 def test_gpu_nodes_declare_their_gpus(gpu_config):
     worker = gpu_config.hosts[1]
-    command = ray_start_command(worker, gpu_config.head, gpu_config.ports, gpu_config.ray, gpu_config.security)
+    command = ray_start_command(worker, gpu_config.head, gpu_config.ports, gpu_config.ray, gpu_config.security, VENV)
     assert flag(command, "num-gpus") == "1"
     assert flag(command, "resources") is None
 
 
 def test_ray_unit_turns_token_auth_on_and_restarts(cpu_config):
-    unit = ray_unit(cpu_config.head, cpu_config.head, cpu_config.ports, cpu_config.ray, cpu_config.security)
+    unit = ray_unit(cpu_config.head, cpu_config.head, cpu_config.ports, cpu_config.ray, cpu_config.security, VENV)
     assert "Environment=RAY_AUTH_MODE=token" in unit
     assert "Environment=RAY_AUTH_TOKEN_PATH=/etc/ray-vllm-stack/secrets/ray_token" in unit
     assert "Restart=always" in unit
@@ -86,8 +87,8 @@ def test_cpu_resource_matches_the_plugin():
 
 
 def test_gpu_vllm_command_is_the_cuda_path(gpu_config):
-    command = vllm_command(gpu_config, PLAN)
-    assert command[:3] == ["/opt/ray-vllm-stack/venv/bin/python", "-m", "vllm.entrypoints.openai.api_server"]
+    command = vllm_command(gpu_config, PLAN, VENV)
+    assert command[:3] == [f"{VENV}/bin/python", "-m", "vllm.entrypoints.openai.api_server"]
     assert flag(command, "pipeline-parallel-size") == "2"
     assert flag(command, "distributed-executor-backend") == "ray"
     assert flag(command, "gpu-memory-utilization") == "0.9"
@@ -102,7 +103,7 @@ def test_gpu_vllm_command_is_the_cuda_path(gpu_config):
 
 def test_cpu_vllm_command_has_no_gpu_flags(cpu_config):
     plan = ServingPlan("/m", None, 1024)
-    command = vllm_command(cpu_config, plan)
+    command = vllm_command(cpu_config, plan, VENV)
     assert flag(command, "gpu-memory-utilization") is None
     environment = vllm_environment(cpu_config, plan)
     assert environment["VLLM_CPU_KVCACHE_SPACE"] == "1"
@@ -110,7 +111,7 @@ def test_cpu_vllm_command_has_no_gpu_flags(cpu_config):
 
 
 def test_api_key_stays_out_of_the_unit(cpu_config):
-    unit = vllm_unit(cpu_config, PLAN)
+    unit = vllm_unit(cpu_config, PLAN, VENV)
     assert "EnvironmentFile=/etc/ray-vllm-stack/secrets/vllm.env" in unit
     assert "api-key" not in unit and "VLLM_API_KEY" not in unit
     assert 'ExecStopPost=/bin/sh -c "rm -f /dev/shm/psm_*"' in unit
@@ -136,8 +137,8 @@ def test_systemd_quoting(argument, quoted):
 
 def test_services_run_as_the_service_user_sandboxed(cpu_config):
     head = cpu_config.head
-    units = [ray_unit(head, head, cpu_config.ports, cpu_config.ray, cpu_config.security), vllm_unit(cpu_config, PLAN),
-             api_front_unit(cpu_config)]  # fmt: skip
+    units = [ray_unit(head, head, cpu_config.ports, cpu_config.ray, cpu_config.security, VENV), vllm_unit(cpu_config, PLAN, VENV),
+             api_front_unit(cpu_config, VENV)]  # fmt: skip
     for unit in units:
         assert "User=ray-vllm" in unit and "Group=ray-vllm" in unit
         for line in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes"):
@@ -149,12 +150,12 @@ def test_services_run_as_the_service_user_sandboxed(cpu_config):
 
 def test_extra_args_come_before_the_managed_flags(raw_config):
     raw_config["vllm"] = {"extra_args": ["--max-num-seqs=8"]}
-    command = vllm_command(load_stack_config(raw_config, set(), REPO_ROOT), PLAN)
+    command = vllm_command(load_stack_config(raw_config, set(), REPO_ROOT), PLAN, VENV)
     assert command.index("--max-num-seqs=8") < command.index("--host=127.0.0.1")
 
 
 def test_api_front_is_the_only_listener_on_the_api_port(cpu_config):
-    command = api_front_command(cpu_config)
+    command = api_front_command(cpu_config, VENV)
     assert flag(command, "listen") == "10.201.0.11:8000"
     assert flag(command, "upstream") == "http://127.0.0.1:8001"
     assert flag(command, "key-file") == "/etc/ray-vllm-stack/secrets/api_front.env"
