@@ -169,7 +169,9 @@ def release_verified(units: list[ServiceSpec]):
     """Keeps a copy of the host's units and secret files, with each unit's probe, as the release to
     return to (`VERIFIED_RELEASE`, root's, 0700): what `release_restored` puts back."""
     new = f"{VERIFIED_RELEASE}.new"
-    commands = [f"umask 077 && rm -rf {new} && mkdir -p {new}"]
+    # `cp -a --parents` looks the parent directories up again relative to the working directory
+    # (coreutils 9.1) to copy their attributes, so it must run from /.
+    commands = [f"cd / && umask 077 && rm -rf {new} && mkdir -p {new}"]
     for spec in units:
         paths = spec.managed_paths()
         commands += [

@@ -15,6 +15,7 @@ import pytest
 
 from artifacts import manifest as manifests
 from artifacts.packages.lockfile import normalize_name
+from deploys.layout import venv_path
 from deploys.runner import SshTarget, run_deploy
 from deploys.specs import PackageIndex, PythonEnvSpec, TreeSpec
 from lab.layout import LabSpec
@@ -25,7 +26,8 @@ from tests.support.small_wheelhouse import small_wheelhouse
 
 pytestmark = pytest.mark.lab
 
-PULL_VENV = "/opt/ray-vllm-stack/pull-test/venv"
+PULL_VENV = venv_path("pulltest-" + "0" * 16)
+"""A venv of its own beside the stack's (kept: `keep_previous` below spares every sibling)."""
 
 
 def target(host, user: str) -> SshTarget:
@@ -129,7 +131,7 @@ def pull_spec(wheelhouse, index_url: str) -> PythonEnvSpec:
                     verify_content=False)  # fmt: skip
     return PythonEnvSpec(wheelhouse=tree, index=PackageIndex(url=index_url), lock_key=wheelhouse.key,
                          lock_file=wheelhouse.lock_file, packages=wheelhouse.packages, venv=PULL_VENV,
-                         interpreter="python3")  # fmt: skip
+                         keep_previous=1000, interpreter="python3")  # fmt: skip
 
 
 def test_a_node_with_a_route_out_installs_the_lock_from_an_index_and_refuses_a_wheel_it_does_not_pin(
@@ -138,7 +140,7 @@ def test_a_node_with_a_route_out_installs_the_lock_from_an_index_and_refuses_a_w
     host = lab_nodes[1]
     wheelhouse = small_wheelhouse()
     wheels = sorted(Path(wheelhouse.path).glob("*.whl"))
-    run_on(host.name, "rm -rf /opt/ray-vllm-stack/pull-test")
+    run_on(host.name, f"rm -rf /opt/ray-vllm-stack/pull-test {PULL_VENV}")
     tampered_dir = tmp_path / "tampered-wheels"
     tampered_dir.mkdir()
     tampered = []
@@ -164,4 +166,4 @@ def test_a_node_with_a_route_out_installs_the_lock_from_an_index_and_refuses_a_w
             assert "six==1.17.0" in freeze and "idna==3.10" in freeze
         else:
             assert result.error and "THESE PACKAGES DO NOT MATCH THE HASHES" in result.error
-    run_on(host.name, "rm -rf /opt/ray-vllm-stack/pull-test")
+    run_on(host.name, f"rm -rf /opt/ray-vllm-stack/pull-test {PULL_VENV}")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from artifacts.paths import REPO_ROOT
+from stack.node_steps import stack_venv
 from tests.support.lab_nodes import EXTRA_PACKAGE, TINY_MODEL, reset_provisioning, run_on
 from tests.support.small_wheelhouse import small_wheelhouse
 from tools.pulumi_env import PULUMI_BIN, scratch_pulumi_env
@@ -19,6 +20,7 @@ from tools.pulumi_env import PULUMI_BIN, scratch_pulumi_env
 pytestmark = [pytest.mark.lab, pytest.mark.engine]
 
 PROGRAM = REPO_ROOT / "examples" / "provisioning" / "__main__.py"
+VENV = stack_venv("cpu")
 
 
 class Stack:
@@ -82,7 +84,7 @@ def test_up_then_nothing_to_do(lab_nodes, stack):
 
 
 def test_refresh_finds_drift_on_one_node_and_up_repairs_exactly_that(stack):
-    run_on("lab2", "/opt/ray-vllm-stack/venv/bin/python -m pip uninstall --yes --quiet idna")
+    run_on("lab2", f"{VENV}/bin/python -m pip uninstall --yes --quiet idna")
     run_on("lab2", "echo x >> /var/lib/ray-vllm-stack/models/tiny-qwen2/generation_config.json")
     run_on("lab2", "sed -i s/eth0/eth9/ /etc/ray-vllm-stack/node.env")
     stack.run("refresh", "--yes", "--skip-preview")
@@ -92,7 +94,7 @@ def test_refresh_finds_drift_on_one_node_and_up_repairs_exactly_that(stack):
     assert stack.changes() == {}
     assert "GLOO_SOCKET_IFNAME=eth0" in run_on("lab2", "cat /etc/ray-vllm-stack/node.env")
     run_on("lab2", "cd /var/lib/ray-vllm-stack/models/tiny-qwen2 && sha256sum --quiet -c MANIFEST.sha256")
-    run_on("lab2", "/opt/ray-vllm-stack/venv/bin/python -c 'import idna'")
+    run_on("lab2", f"{VENV}/bin/python -c 'import idna'")
     stack.run("refresh", "--yes", "--skip-preview", "--expect-no-changes")
 
 
@@ -100,7 +102,7 @@ def test_destroy_keeps_the_caches(stack):
     stack.run("destroy", "--yes", "--skip-preview")
     for host in ("lab1", "lab2"):
         left = run_on(host, "ls /var/lib/ray-vllm-stack/models /var/cache/ray-vllm-stack/wheelhouse; "
-                            "ls /opt/ray-vllm-stack/venv /etc/ray-vllm-stack/node.env 2>&1 || true")  # fmt: skip
+                            f"ls {VENV} /etc/ray-vllm-stack/node.env 2>&1 || true")  # fmt: skip
         assert "tiny-qwen2" in left and "small-" in left
         assert "No such file" in left  # the venv and the env file went with their resources
     assert (TINY_MODEL / "config.json").is_file()

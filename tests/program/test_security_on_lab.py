@@ -20,6 +20,7 @@ import pytest
 
 from artifacts.paths import CACHE_DIR
 from lab import api
+from stack.node_steps import stack_venv
 from stack.tls import certificate_fingerprint
 from tests.artifacts.packages.conftest import cpu_venv_python  # noqa: F401 - a fixture used below
 
@@ -134,7 +135,7 @@ def test_ray_servers_refuse_wrong_and_missing_tokens_from_a_member(served_stack)
     token_file = f"{SECRETS_DIR}/ray_token"
     script = (
         f"cat > /tmp/ray_auth_probe.py <<'PROBE'\n{PROBE.read_text()}PROBE\nchmod 644 /tmp/ray_auth_probe.py\n"
-        f"cd / && runuser -u {SERVICE_USER} -- /opt/ray-vllm-stack/venv/bin/python /tmp/ray_auth_probe.py {' '.join(RAY_SURFACES)} "
+        f"cd / && runuser -u {SERVICE_USER} -- {stack_venv('cpu')}/bin/python /tmp/ray_auth_probe.py {' '.join(RAY_SURFACES)} "
         f"--token-file {token_file} --disabled-client; status=$?; rm -f /tmp/ray_auth_probe.py; exit $status"
     )
     result = api.run_on("lab2", script, timeout=180)

@@ -8,11 +8,12 @@ import urllib.request
 import pytest
 
 from lab import api
+from stack.node_steps import stack_venv
 from tools.chat import chat
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine]
 
-VENV_PYTHON = "/opt/ray-vllm-stack/venv/bin/python"
+VENV_PYTHON = f"{stack_venv('cpu')}/bin/python"
 
 def on_host(name: str, script: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return api.run_on(name, script, timeout=timeout)
@@ -81,17 +82,17 @@ def test_second_up_changes_nothing(served_stack):
 def test_refresh_and_up_repair_a_dead_worker(served_stack):
     on_host("lab2", "systemctl stop rvs-ray-worker.service")
     served_stack.project.run("refresh", "--yes")
-    assert served_stack.planned_changes().get("ray-lab2") == "update"
+    assert served_stack.planned_changes().get("serving-release") == "update"
     served_stack.timed("repair worker", "up", "--yes", "--skip-preview")
     assert on_host("lab2", "systemctl is-active rvs-ray-worker.service").stdout.strip() == "active"
     assert completion(served_stack).strip()
 
 
-def test_model_setting_restarts_only_vllm_and_its_diff_is_readable(served_stack):
+def test_a_model_setting_changes_only_the_release_and_its_diff_is_readable(served_stack):
     served_stack.project.run("config", "set", "--path", "vllm.max_model_len", "512")
     try:
         changed = set(served_stack.planned_changes()) - {"ray-vllm-stack-dev"}  # the stack's outputs
-        assert changed == {"vllm-server"}
+        assert changed == {"serving-release"}
         # A reviewer sees the field that changes, old and new, in plain text, and no secret value.
         diff = served_stack.project.run("preview", "--diff").stdout
         assert "--max-model-len=1024" in diff and "--max-model-len=512" in diff, diff
