@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 from pydantic import SecretStr
 
 from stack.tls import certificate_fingerprint, self_signed_certificate
@@ -15,8 +15,28 @@ TOKEN_BYTES = 32
 
 
 class _GeneratedSecretProvider(ResourceProvider):
+    """The value is made once, at create, and nothing may ever make it again (issue 15).
+
+    Its only input is `{"value": None}`, so the one thing that can differ between runs is the pickled
+    provider itself (`__provider`: an SDK, Python or dill upgrade, a moved class). The SDK's defaults would
+    then diff "unknown", the engine would see `__provider` changed and call the default `update`,
+    which returns no outputs: the API key and Ray token would be gone.
+    """
+
     def create(self, props):
         return CreateResult(id_=secrets.token_hex(8), outs={"value": secrets.token_urlsafe(TOKEN_BYTES)})
+
+    def diff(self, _id, olds, news):
+        """Never a change and never a replace: no input can ask for a new value."""
+        return DiffResult(changes=False, replaces=[], delete_before_replace=False)
+
+    def update(self, _id, olds, news):
+        """Unreachable while `diff` reports no change; should anything still call it, keep the value."""
+        return UpdateResult(outs={"value": olds["value"]})
+
+    def read(self, id_, props):
+        """`pulumi refresh`: nothing lives outside state, so the recorded value is the truth."""
+        return ReadResult(id_, {"value": props["value"]})
 
 
 class GeneratedSecret(Resource):
@@ -41,8 +61,14 @@ class _GeneratedCertificateProvider(ResourceProvider):
         return CreateResult(id_=secrets.token_hex(8), outs=outs)
 
     def diff(self, _id, olds, news):
+        """A new address is a new certificate; anything else (the pickled provider) changes nothing."""
         changed = olds.get("address") != news.get("address")
         return DiffResult(changes=changed, replaces=["address"] if changed else [], delete_before_replace=False)
+
+    def update(self, _id, olds, news):
+        """Unreachable while `diff` only replaces; should anything still call it, keep certificate and key
+        (the SDK's default returns no outputs, and clients pin the fingerprint)."""
+        return UpdateResult(outs={key: olds[key] for key in ("address", "certificate", "key", "fingerprint")})
 
 
 class GeneratedCertificate(Resource):
