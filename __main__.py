@@ -14,7 +14,8 @@ from stack.serving import serving_plan
 from stack.tls import certificate_fingerprint
 
 config = read_stack_config()
-node_inputs = {host.name: NodeInputs.from_config(config, host) for host in config.hosts}
+owner = f"{pulumi.get_project()}/{pulumi.get_stack()}"
+node_inputs = {host.name: NodeInputs.from_config(config, host, owner) for host in config.hosts}
 with stop_on_config_error():
     plan = serving_plan(config, node_inputs[config.head.name].model_path())
 

@@ -39,9 +39,9 @@ def stack_config(project: Path, stack: str) -> StackConfig:
     return load_stack_config(raw, set(), project)
 
 
-def host_entries(config: StackConfig) -> list[tuple[str, dict]]:
+def host_entries(config: StackConfig, owner: str | None = None) -> list[tuple[str, dict]]:
     """(host name, pyinfra host data) per host: its SSH connection and `steps`, a list of
-    (step name, spec) in table order."""
+    (step name, spec) in table order. `owner`: the stack claiming the hosts, as `pulumi up` does."""
     debs = {
         release: prepare_debs(list(node_steps.SYSTEM_PACKAGES), release, config.packages)
         for release in node_steps.pushed_releases(config.hosts)
@@ -55,10 +55,16 @@ def host_entries(config: StackConfig) -> list[tuple[str, dict]]:
     entries = []
     for host in config.hosts:
         artifacts = {"debs": debs.get(node_steps.pushed_release(host)), "wheelhouse": wheelhouses[host.accelerator]}
-        inputs = node_steps.NodeInputs.from_config(config, host, model=model, python=python, **artifacts)
+        inputs = node_steps.NodeInputs.from_config(config, host, owner, model=model, python=python, **artifacts)
         steps = list(node_steps.node_specs(inputs).items())
         entries.append((host.name, {**connection_data(ssh_target(host), host_key_policy(host)), "steps": steps}))
     return entries
 
 
-nodes = host_entries(stack_config(Path.cwd(), os.environ.get("RVS_STACK", "dev")))
+def stack_owner(project: Path, stack: str) -> str:
+    """`<project>/<stack>` as `pulumi up` claims the hosts with, so the CLI and Pulumi agree."""
+    return f"{yaml.safe_load((project / 'Pulumi.yaml').read_text())['name']}/{stack}"
+
+
+_stack = os.environ.get("RVS_STACK", "dev")
+nodes = host_entries(stack_config(Path.cwd(), _stack), stack_owner(Path.cwd(), _stack))

@@ -1,6 +1,6 @@
 """One provisioned node: its facts and every provisioning step, as one Pulumi component.
 
-    node = Node("lab1", NodeArgs(inputs=NodeInputs(host=..., network=..., served_name=...),
+    node = Node("lab1", NodeArgs(inputs=NodeInputs(host=..., network=..., model_folder=...),
                                  python=..., wheelhouse=..., model=..., debs=...))
     node.fingerprint   # {"python", "python_build", "packages", "weights", "driver", "cuda"}: compare across nodes
     node.runtime_env   # {"GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME", "VLLM_HOST_IP", "NCCL_IB_DISABLE"}

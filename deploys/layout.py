@@ -8,7 +8,8 @@ hosts, and the only place a node path is written down.
     /opt/ray-vllm-stack/bin/api_front.py            the API front: the key on every path but /health
     /var/cache/ray-vllm-stack/wheelhouse/<key>/     wheels pushed from the controller + MANIFEST.sha256
     /var/cache/ray-vllm-stack/debs/                 .deb files pushed for missing system packages
-    /var/lib/ray-vllm-stack/models/<served name>/   model weights + MANIFEST.sha256
+    /var/lib/ray-vllm-stack/models/<served name>-<revision digest>/   model weights + MANIFEST.sha256, one folder per revision
+    /var/lib/ray-vllm-stack/owner                   `<project>/<stack>` of the one stack that runs on the host
     /var/lib/ray-vllm-stack/ray/                    Ray's temp dir (sessions, logs, sockets), the service user's
     /var/lib/ray-vllm-stack/home/                   the service user's home (vLLM's and torch's caches)
     /var/lib/ray-vllm-stack/tmp/                    TMPDIR of Ray and vLLM (their ZMQ sockets meet there)
@@ -50,6 +51,9 @@ PROBE_PATH = f"{PROGRAMS_DIR}/probes.py"
 WHEELHOUSE_ROOT = "/var/cache/ray-vllm-stack/wheelhouse"
 DEBS_DIR = "/var/cache/ray-vllm-stack/debs"
 MODELS_ROOT = "/var/lib/ray-vllm-stack/models"
+OWNER_FILE = "/var/lib/ray-vllm-stack/owner"
+"""Which stack runs on the host: every path, unit, port and token file of the layout is the same for
+all stacks, so a second stack on a host is refused before it changes anything."""
 STATE_DIRECTORY_NAME = "ray-vllm-stack"
 """Under /var/lib: systemd's `StateDirectory=` names are relative to it."""
 RAY_TEMP_DIR = f"/var/lib/{STATE_DIRECTORY_NAME}/ray"

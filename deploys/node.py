@@ -24,6 +24,16 @@ from deploys.specs import (
 @deploy("OS preflight")
 def os_preflight(spec: PlatformSpec):
     operations.os_platform(name="Check that the node runs a supported OS release and arch", spec=spec)
+    if spec.owner is not None:
+        operations.host_owned(name=f"Claim the host for the stack {spec.owner}", owner=spec.owner)
+
+
+@deploy("Retire OS preflight")
+def retire_os_preflight(spec: PlatformSpec, purge_cache: bool):
+    """The host is free for another stack once this one is gone (the step is a node's first, so
+    its resource is deleted last)."""
+    if spec.owner is not None:
+        operations.host_released(name=f"Release the host from the stack {spec.owner}", owner=spec.owner)
 
 
 @deploy("NVIDIA preflight")

@@ -18,6 +18,7 @@ from deploys.facts import (
     SyncedTree,
     VenvPackages,
 )
+from deploys.layout import OWNER_FILE
 from deploys.runtime_env import parse_env_file
 from deploys.specs import (
     ModelWeightsSpec,
@@ -50,7 +51,11 @@ def host_facts(host: Host) -> dict:
 
 def os_platform(host: Host, spec: PlatformSpec) -> dict:
     platform = host.get_fact(HostPlatform)
-    return {"os_id": platform["os"]["id"], "os_version": platform["os"]["version_id"], "arch": platform["arch"]}
+    observed = {"os_id": platform["os"]["id"], "os_version": platform["os"]["version_id"], "arch": platform["arch"]}
+    if spec.owner is not None:  # another stack claiming the host since is drift the next `up` reports
+        claimed = host.get_fact(FileContents, path=OWNER_FILE)
+        observed["owner"] = claimed[0].strip() if claimed else None
+    return observed
 
 
 def nvidia_driver(host: Host, spec: NvidiaSpec) -> dict:

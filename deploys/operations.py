@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pyinfra import host
 from pyinfra.api import FunctionCommand, OperationError, operation
 from pyinfra.api.command import StringCommand
-from pyinfra.facts.files import Directory
+from pyinfra.facts.files import Directory, FileContents
 from pyinfra.operations import files
 
 from artifacts import manifest as manifests
@@ -41,6 +41,7 @@ from deploys.layout import (
     MODELS_ROOT,
     NVIDIA_KEYRING,
     NVIDIA_SOURCE_LIST,
+    OWNER_FILE,
     UNIT_DIR,
     VENV_RECORD_NAME,
     VENVS_ROOT,
@@ -361,6 +362,33 @@ def os_platform(spec: PlatformSpec):
         raise OperationError(f"os preflight failed: {problem}")
     host.noop(f"{describe(found)} is supported")
     yield from ()
+
+
+@operation()
+def host_owned(owner: str):
+    """Preflight: the host runs no other stack (`OWNER_FILE`), then records this one as its owner.
+    Two stacks on one host would overwrite each other's units, token, venvs and models."""
+    claimed = host.get_fact(FileContents, path=OWNER_FILE)
+    current = claimed[0].strip() if claimed else None
+    if current == owner:
+        host.noop(f"the host is the stack {owner}'s")
+        return
+    if current:
+        raise OperationError(
+            f"the host runs another stack, {current} ({OWNER_FILE}): stacks share no host; destroy that stack "
+            "or give this one other hosts (a host freed by hand: remove that file once nothing of it runs)"
+        )
+    yield f"mkdir -p {_q(str(PurePosixPath(OWNER_FILE).parent))} && printf '%s\\n' {_q(owner)} > {_q(OWNER_FILE)}"
+
+
+@operation()
+def host_released(owner: str):
+    """Removes the owner record if it is this stack's (a host another stack took since is left alone)."""
+    claimed = host.get_fact(FileContents, path=OWNER_FILE)
+    if not claimed or claimed[0].strip() != owner:
+        host.noop(f"the host is not the stack {owner}'s")
+        return
+    yield f"rm -f {_q(OWNER_FILE)}"
 
 
 @operation()

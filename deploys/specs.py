@@ -37,8 +37,12 @@ from deploys.platforms import PLATFORM_KEYS, SUPPORTED_ARCHES, PlatformKey
 PINNED_DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]*=[A-Za-z0-9.+~:-]+$")
 JOURNAL_LINES = 40
 """Of a unit that did not become ready, shown in the error."""
-MODEL_DIRECTORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-"""A model's folder name under the models root (the config's served name)."""
+OWNER = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
+"""`<project>/<stack>`: the stack a host belongs to (`deploys.layout.OWNER_FILE`)."""
+SERVED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+"""The name vLLM serves the model as (the config's `model.served_name`)."""
+MODEL_DIRECTORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,191}$")
+"""A model's folder name under the models root: the served name and its revision's digest."""
 URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/%-]*)?$")
 """A plain http(s) URL: no credentials, query or anything a shell or a config line could read as more."""
 VENV_PATH = re.compile(rf"^{re.escape(VENVS_ROOT)}/[a-z]+-[0-9a-f]{{16}}$")
@@ -201,6 +205,7 @@ class PlatformSpec(Spec):
     supported: tuple[PlatformKey, ...] = PLATFORM_KEYS
     arches: tuple[str, ...] = SUPPORTED_ARCHES
     declared: PlatformKey | None = None
+    owner: str | None = Field(None, pattern=OWNER.pattern, description="The stack claiming the host; None: no claim.")
 
 
 class NvidiaSpec(Spec):

@@ -45,7 +45,10 @@ STEPS: dict[str, Step] = {
     step.name: step
     for step in (
         Step("facts", None, "deploys.observe:host_facts", None, repairs_drift=False),
-        Step("os-preflight", "deploys.node:os_preflight", "deploys.observe:os_platform", PlatformSpec),
+        Step(
+            "os-preflight", "deploys.node:os_preflight", "deploys.observe:os_platform", PlatformSpec,
+            retire="deploys.node:retire_os_preflight",
+        ),
         Step("nvidia-preflight", "deploys.node:nvidia_preflight", "deploys.observe:nvidia_driver", NvidiaSpec),
         Step("system-packages", "deploys.node:system_packages", "deploys.observe:system_packages", SystemPackagesSpec),
         Step(

@@ -16,7 +16,7 @@ from artifacts.debs import Mirrors
 from artifacts.python_build import DEFAULT_SHA256, DEFAULT_SOURCE
 from artifacts.weights import HF_REPO_AT_REVISION
 from deploys.platforms import PlatformKey
-from deploys.specs import LOGIN_NAME, MODEL_DIRECTORY, URL
+from deploys.specs import LOGIN_NAME, SERVED_NAME, URL
 
 Port = Annotated[int, Field(ge=1, le=65535, description="A TCP port, 1-65535.")]
 GiB = Annotated[float, Field(gt=0, description="An amount of memory in GiB.")]
@@ -27,8 +27,8 @@ PosixUser = Annotated[
 ServedName = Annotated[
     str,
     Field(
-        pattern=MODEL_DIRECTORY.pattern,
-        description="Letters, digits, `.`, `_`, `-`, starting with a letter or digit: it names a directory on every node.",
+        pattern=SERVED_NAME.pattern,
+        description="Letters, digits, `.`, `_`, `-`, starting with a letter or digit: it names the model's folders on every node.",
     ),
 ]
 InterfaceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,15}$", description="A Linux interface name.")]

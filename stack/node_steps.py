@@ -10,6 +10,7 @@ known at preview diffs at preview); the CLI has them all at once.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from artifacts import manifest as manifests
 from artifacts.debs import DebFiles
 from artifacts.packages.flavors import get_flavor
 from artifacts.python_build import PythonBuild
-from artifacts.weights import ModelFiles
+from artifacts.weights import ModelFiles, source_stamp
 from artifacts.wheels import WheelhouseFiles, env_version
 from deploys.layout import MODELS_ROOT, WHEELHOUSE_ROOT, venv_path
 from deploys.specs import (
@@ -36,7 +37,7 @@ from deploys.specs import (
     SystemPackagesSpec,
     TreeSpec,
 )
-from stack.config import HostConfig, NetworkConfig, StackConfig
+from stack.config import HostConfig, ModelConfig, NetworkConfig, StackConfig
 from stack.firewall import EPHEMERAL_PORTS, FirewallPolicy, firewall_policy, ruleset
 
 SYSTEM_PACKAGES = ("libnuma1", "nftables")
@@ -63,7 +64,10 @@ class NodeInputs:
 
     host: HostConfig
     network: NetworkConfig
-    served_name: str
+    model_folder: str
+    """The weights' folder under `models_root` (`model_folder`): one per revision."""
+    owner: str | None = None
+    """`<project>/<stack>` claiming the host (`deploys.layout.OWNER_FILE`); None: no claim."""
     models_root: str = MODELS_ROOT
     keep_previous: int = 1
     keep_venvs: int = 1
@@ -79,12 +83,13 @@ class NodeInputs:
     model: ModelFiles | None = None
 
     @classmethod
-    def from_config(cls, config: StackConfig, host: HostConfig, **artifacts) -> NodeInputs:
+    def from_config(cls, config: StackConfig, host: HostConfig, owner: str | None = None, **artifacts) -> NodeInputs:
         """A host of the stack as `__main__.py` and the pyinfra CLI configure it."""
         return cls(
             host=host,
             network=config.network,
-            served_name=config.model.served_name,
+            owner=owner,
+            model_folder=model_folder(config.model),
             keep_previous=config.model.keep_previous,
             keep_venvs=config.packages.keep_previous,
             env_overrides=config.network.env,
@@ -99,12 +104,12 @@ class NodeInputs:
         return stack_venv(self.host.accelerator)
 
     def model_path(self) -> str:
-        return str(PurePosixPath(self.models_root) / self.served_name)
+        return str(PurePosixPath(self.models_root) / self.model_folder)
 
 
 def platform_spec(inputs: NodeInputs) -> PlatformSpec:
     """The OS preflight against `deploys.platforms`' table and the host's declared `os`."""
-    return PlatformSpec(declared=inputs.host.os)
+    return PlatformSpec(declared=inputs.host.os, owner=inputs.owner)
 
 
 def nvidia_spec(inputs: NodeInputs) -> NvidiaSpec:
@@ -231,6 +236,15 @@ def steps_for(inputs: NodeInputs) -> tuple[StepDefinition, ...]:
 def node_specs(inputs: NodeInputs) -> dict[str, Spec]:
     """Each step of the host and its spec, in table order (every artifact known)."""
     return {step.name: step.build(inputs) for step in steps_for(inputs)}
+
+
+def model_folder(model: ModelConfig) -> str:
+    """The model's folder on every node: its served name and a digest of the source's identity
+    (`source_stamp`: the pinned revision, or the local files' names, sizes and times), so a new
+    revision lands beside the one serving, which keeps serving until the new one is verified; the
+    name is known at preview."""
+    stamp = source_stamp(str(model.path) if model.path else None, model.huggingface)
+    return f"{model.served_name}-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}"
 
 
 def stack_venv(accelerator: str) -> str:

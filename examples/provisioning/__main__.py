@@ -63,7 +63,7 @@ nodes = {
     host.name: Node(
         host.name,
         NodeArgs(
-            inputs=NodeInputs(host=host, network=NetworkConfig(), served_name=os.environ["RVS_SERVED_NAME"]),
+            inputs=NodeInputs(host=host, network=NetworkConfig(), model_folder=os.environ["RVS_SERVED_NAME"]),
             python=python, wheelhouse=wheelhouse, model=model, debs=debs.get(pushed_release(host)),
             host_keys=host_key_policy(host),
         ),

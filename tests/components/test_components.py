@@ -48,12 +48,13 @@ def test_cluster_secrets_are_generated_and_secret(mocks):
     secrets = ClusterSecrets("cluster", ClusterSecretsArgs(ray_token=None, api_key=None))
 
     def check(values):
-        token, is_secret = values
+        token, is_secret, _api_key = values
         assert token == "generated-cluster-ray-token"
         assert is_secret
         assert {"cluster-ray-token", "cluster-api-key"} <= set(mocks.resources)
 
-    return pulumi.Output.all(secrets.ray_token, pulumi.Output.is_secret(secrets.ray_token)).apply(check)
+    # The API key among the awaited values: the check runs once both secrets are registered.
+    return pulumi.Output.all(secrets.ray_token, pulumi.Output.is_secret(secrets.ray_token), secrets.api_key).apply(check)
 
 
 VENV = "/opt/ray-vllm-stack/venvs/cpu-0123456789abcdef"

@@ -19,13 +19,20 @@ from tools.pulumi_env import PULUMI_BIN, scratch_pulumi_env
 
 
 class PulumiProject:
-    """A copy of the project's program in `workdir` (sharing `components/`), with its own backend."""
+    """A copy of the project's program in `workdir` (sharing `components/`), with its own backend.
 
-    def __init__(self, workdir: Path):
+    `own_packages`: the package sources (`artifacts/`, `plugins/`) are copies, so a test can change
+    the node package set as a user's upgrade does; the project root is then `workdir`, its caches
+    still the checkout's (`.cache`, `.tools` linked)."""
+
+    def __init__(self, workdir: Path, own_packages: bool = False):
         self.workdir = workdir
         shutil.copy(REPO_ROOT / "Pulumi.yaml", workdir)
         shutil.copy(REPO_ROOT / "__main__.py", workdir)
-        for shared in ("artifacts", "deploys", "stack", "components", "models", "plugins", ".venv"):
+        packages, caches = ("artifacts", "plugins"), (".cache", ".tools")
+        for name in packages if own_packages else ():
+            shutil.copytree(REPO_ROOT / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+        for shared in ("deploys", "stack", "components", "models", ".venv", *(caches if own_packages else packages)):
             (workdir / shared).symlink_to(REPO_ROOT / shared)
         self.env = scratch_pulumi_env(workdir, passphrase="engine-tests")
 
@@ -90,7 +97,7 @@ class ServedStack:
 
 @pytest.fixture(scope="session")
 def served_stack(lab_hosts, tmp_path_factory):  # noqa: F811
-    project = PulumiProject(tmp_path_factory.mktemp("dev-stack"))
+    project = PulumiProject(tmp_path_factory.mktemp("dev-stack"), own_packages=True)
     project.new_stack("dev", dev_stack_config())
     stack = ServedStack(project)
     stack.timed("cold up", "up", "--yes", "--skip-preview")

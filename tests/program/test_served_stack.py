@@ -1,19 +1,24 @@
 """The main job on two lab hosts: Ray head + worker and vLLM with pipeline parallelism 2."""
 
 import json
+import re
+import shutil
 import subprocess
 import urllib.error
 import urllib.request
 
 import pytest
+import yaml
 
 from lab import api
-from stack.node_steps import stack_venv
+from stack.node_steps import NodeInputs, stack_venv
+from tests.support.lab_nodes import TINY_MODEL
 from tools.chat import chat
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine]
 
 VENV_PYTHON = f"{stack_venv('cpu')}/bin/python"
+SERVING_UNITS = [("lab1", "rvs-ray-head.service"), ("lab2", "rvs-ray-worker.service"), ("lab1", "rvs-vllm.service")]
 
 def on_host(name: str, script: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return api.run_on(name, script, timeout=timeout)
@@ -156,7 +161,9 @@ def test_pyinfra_cli_provisions_a_node_as_pulumi_does(served_stack):
     from stack.hosts import host_key_policy, ssh_target
 
     recorded = served_stack.outputs()["fingerprints"]["lab2"]
-    weights = "/var/lib/ray-vllm-stack/models/tiny-qwen2/config.json"
+    config = stack_config(REPO_ROOT, "dev")
+    lab2 = next(host for host in config.hosts if host.name == "lab2")
+    weights = f"{NodeInputs.from_config(config, lab2).model_path()}/config.json"
     on_host("lab2", f"rm /etc/ray-vllm-stack/node.env {weights}")
     done = subprocess.run(
         ["pyinfra", "-y", "--limit", "lab2", "pyinfra_inventory.py", "pyinfra_deploy.py"],
@@ -164,9 +171,6 @@ def test_pyinfra_cli_provisions_a_node_as_pulumi_does(served_stack):
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert on_host("lab2", f"test -s /etc/ray-vllm-stack/node.env && test -s {weights}").returncode == 0
-
-    config = stack_config(REPO_ROOT, "dev")
-    lab2 = next(host for host in config.hosts if host.name == "lab2")
     specs = dict(dict(host_entries(config))["lab2"]["steps"])
 
     def observed(step: str, **spec) -> dict:
@@ -178,4 +182,63 @@ def test_pyinfra_cli_provisions_a_node_as_pulumi_does(served_stack):
     assert fingerprint(*(observed(step, spec=specs[step]) for step in steps), observed("facts")) == recorded
     # And Pulumi, reading the host again, finds it exactly as it left it.
     served_stack.project.run("refresh", "--yes")
+    assert served_stack.planned_changes() == {}
+
+
+def _venv_of(host: str, unit: str) -> str:
+    """The venv a unit runs, read from its unit file."""
+    text = on_host(host, f"cat /etc/systemd/system/{unit}").stdout
+    return re.search(r"/opt/ray-vllm-stack/venvs/[a-z]+-[0-9a-f]{16}", text).group(0)
+
+
+def _edit_config(stack, edit) -> str:
+    """Applies `edit` to the stack's config document; the text before, to put back."""
+    stack_file = stack.project.workdir / "Pulumi.dev.yaml"
+    before = stack_file.read_text()
+    document = yaml.safe_load(before)
+    edit(document["config"])
+    stack_file.write_text(yaml.safe_dump(document))
+    return before
+
+
+def test_a_new_model_revision_and_package_serve_beside_the_previous_ones(served_stack):
+    """The upgrade users make weekly, here a new revision of the model and a new version of one
+    package (the stack's plugin): both land beside the running ones, the units switch over in start
+    order and are verified, and the previous venv and weights stay on the nodes to go back to."""
+    workdir = served_stack.project.workdir
+    pyproject = workdir / "plugins" / "vllm-ray-cpu" / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"', 'version = "0.1.1"'))
+    revision = workdir / "tiny-qwen2-r2"
+    shutil.copytree(TINY_MODEL, revision)
+    (revision / "REVISION").write_text("2\n")
+    old_model = on_host("lab1", "grep -o 'model=[^ ]*' /etc/systemd/system/rvs-vllm.service").stdout.strip()
+    _edit_config(served_stack, lambda config: config["ray-vllm-stack:model"].update(path=str(revision)))
+    served_stack.timed("model and package upgrade", "up", "--yes", "--skip-preview")
+    new = {(host, unit): _venv_of(host, unit) for host, unit in SERVING_UNITS}
+    assert set(new.values()) != {VENV_PYTHON.removesuffix("/bin/python")} and len(set(new.values())) == 1, new
+    venv = next(iter(new.values()))
+    model = on_host("lab1", "grep -o 'model=[^ ]*' /etc/systemd/system/rvs-vllm.service").stdout.strip()
+    assert model != old_model and model.startswith("model=/var/lib/ray-vllm-stack/models/tiny-qwen2-"), model
+    for host in ("lab1", "lab2"):
+        assert "0.1.1" in on_host(host, f"{venv}/bin/python -m pip show vllm-ray-cpu").stdout
+        assert on_host(host, f"test -s {model.removeprefix('model=')}/REVISION").returncode == 0
+        # The previous venv and weights, to go back to.
+        assert on_host(host, f"test -x {VENV_PYTHON} && test -s {old_model.removeprefix('model=')}/config.json").returncode == 0
+    assert completion(served_stack).strip()
+    assert served_stack.planned_changes() == {}
+
+
+def test_a_release_that_fails_puts_the_verified_one_back_and_up_says_why(served_stack):
+    serving_before = {unit: on_host(host, f"cat /etc/systemd/system/{unit}").stdout for host, unit in SERVING_UNITS}
+    good = _edit_config(served_stack, lambda config: config["ray-vllm-stack:vllm"].update(extra_args=["--no-such-flag"]))
+    try:
+        failed = served_stack.timed("failed release and rollback", "up", "--yes", "--skip-preview", check=False)
+    finally:
+        (served_stack.project.workdir / "Pulumi.dev.yaml").write_text(good)
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0
+    assert "--no-such-flag" in output and "back on the last verified release" in output, output[-3000:]
+    # The control: the same hosts serve, from the same units, and the stack has nothing to do.
+    assert {unit: on_host(host, f"cat /etc/systemd/system/{unit}").stdout for host, unit in SERVING_UNITS} == serving_before
+    assert completion(served_stack).strip()
     assert served_stack.planned_changes() == {}

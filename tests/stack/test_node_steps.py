@@ -1,10 +1,23 @@
-"""Which releases' .debs the controller fetches, and what each node's system-packages step asks for."""
+"""Which releases' .debs the controller fetches, what each node's system-packages step asks for, the
+model's folder per revision and the stack's claim on its hosts."""
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from artifacts.debs import DebFile, DebFiles
-from stack.config import HostConfig, NetworkConfig
-from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, pushed_release, pushed_releases, system_packages_spec
+from deploys.specs import MODEL_DIRECTORY, PlatformSpec
+from stack.config import HostConfig, ModelConfig, NetworkConfig
+from stack.node_steps import (
+    SYSTEM_PACKAGES,
+    NodeInputs,
+    model_folder,
+    platform_spec,
+    pushed_release,
+    pushed_releases,
+    system_packages_spec,
+)
 
 
 def host(name: str, os: str | None, route_out: bool) -> HostConfig:
@@ -35,3 +48,28 @@ def test_system_packages_are_pushed_debs_of_the_release_or_names_for_the_nodes_s
     assert (pushed.release, pushed.debs_dir, list(pushed.debs)) == ("debian-13", debs.debs_dir, ["nftables"])
     pulled = system_packages_spec(NodeInputs(host("b", "debian-13", route_out=True), NetworkConfig(), "m", debs=debs))
     assert pulled.model_dump() == {"packages": SYSTEM_PACKAGES, "release": None, "debs_dir": None, "debs": None, "proxy": None}
+
+
+def test_a_model_revision_has_its_own_folder_named_at_preview(tmp_path):
+    """A new revision lands beside the one serving (which keeps serving until the new release is
+    verified); the same source always names the same folder."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    folder = model_folder(ModelConfig(path=model, served_name="tiny"))
+    assert folder == model_folder(ModelConfig(path=model, served_name="tiny"))
+    assert folder.startswith("tiny-") and MODEL_DIRECTORY.match(folder)
+    (model / "config.json").write_text('{"revision": 2}')
+    assert model_folder(ModelConfig(path=model, served_name="tiny")) != folder
+    pinned = model_folder(ModelConfig(huggingface=f"org/m@{'a' * 40}", served_name="m"))
+    assert pinned != model_folder(ModelConfig(huggingface=f"org/m@{'b' * 40}", served_name="m"))
+    longest = model_folder(ModelConfig(huggingface=f"org/m@{'a' * 40}", served_name="m" * 128))
+    assert MODEL_DIRECTORY.match(longest)
+
+
+def test_the_os_preflight_claims_the_host_for_the_stack():
+    claimed = platform_spec(NodeInputs(host("a", None, route_out=True), NetworkConfig(), "m", owner="ray-vllm-stack/prod"))
+    assert claimed.owner == "ray-vllm-stack/prod"
+    assert platform_spec(NodeInputs(host("a", None, route_out=True), NetworkConfig(), "m")).owner is None
+    with pytest.raises(ValidationError):  # it reaches a shell: only the strict pattern passes
+        PlatformSpec(owner="p/s; rm -rf /")
