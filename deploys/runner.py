@@ -48,8 +48,8 @@ PUSH_TIMEOUT_S = 5 * 3600
 stream ends much sooner (ssh's keepalive)."""
 DEPLOY_TIMEOUT_S = 6 * 3600
 """The whole child process of a deploy: a backstop above the longest push."""
-OBSERVE_TIMEOUT_S = 900
-"""A child that only reads facts (`pulumi refresh`)."""
+OBSERVE_TIMEOUT_S = COMMAND_TIMEOUT_S
+"""A child that only reads facts (`pulumi refresh`): its longest fact hashes every weight file."""
 
 
 class SshTarget(BaseModel):
