@@ -10,6 +10,7 @@ from pyinfra.operations import files
 
 from deploys import operations
 from deploys.layout import LEGACY_VENV, VENVS_ROOT
+from deploys.runner import PUSH_TIMEOUT_S
 from deploys.specs import (
     ModelWeightsSpec,
     NvidiaSpec,
@@ -63,14 +64,16 @@ def python_runtime(spec: PythonRuntimeSpec):
 
 @deploy("Python environment")
 def python_env(spec: PythonEnvSpec):
-    operations.tree_synced(name="Push the wheelhouse", tree=spec.wheelhouse)
+    operations.tree_synced(name="Push the wheelhouse", tree=spec.wheelhouse, _timeout=PUSH_TIMEOUT_S)
     operations.venv_installed(name=f"Install the locked package set into {spec.venv}", spec=spec)
     operations.venvs_retained(name="Remove venvs beyond the retention", current=spec.venv, keep_previous=spec.keep_previous)
 
 
 @deploy("Model weights")
 def model_weights(spec: ModelWeightsSpec):
-    operations.tree_synced(name="Push the model weights and verify their checksums", tree=spec.tree)
+    operations.tree_synced(
+        name="Push the model weights and verify their checksums", tree=spec.tree, _timeout=PUSH_TIMEOUT_S
+    )
     operations.readable_by_all(name="Let the service user read the weights", path=spec.tree.destination)
     destination = PurePosixPath(spec.tree.destination)
     operations.models_retained(

@@ -3,8 +3,15 @@
     python probes.py ray-node --gcs 10.0.0.1:6379 --ip 10.0.0.2 --resources '{"GPU": 1}' --timeout 120
     python probes.py http --url http://127.0.0.1:8001 --model tiny --api-key-file /etc/.../vllm.env --timeout 600
 
-Exit 0 when ready. On timeout: exit 1 with the reason, and the unit's last journal lines so the
-Pulumi error shows why a service did not come up. Standard library plus Ray only.
+Exit 0 when ready: `CONSECUTIVE` answers in a row, `INTERVAL_S` apart (one answer may come from a
+process about to fall over). Exit 1 with the reason on timeout, or as soon as the unit shows it keeps
+crashing: `failed` (its start limit hit) or restarted `RESTARTS_TO_FAIL` times while waiting (units
+that restart forever never fail); the caller follows with the unit's last journal lines, so the
+Pulumi error says why a service did not come up without waiting out the timeout.
+
+`--timeout 0` asks whether the service answers now (what a refresh records): up to `LOOK_TRIES`
+tries, `LOOK_INTERVAL_S` apart, while the unit is active, so one slow answer of a busy but healthy
+service does not read as "not ready" (and get it restarted). Standard library plus Ray only.
 """
 
 import argparse
@@ -67,23 +74,76 @@ def http_ready(url: str, model: str, key: str, pin_cert: str | None) -> str | No
     return None if model in served else f"{url}/v1/models lists {served}, not {model}"
 
 
-def unit_failed(unit: str) -> bool:
-    return subprocess.run(["systemctl", "is-failed", "--quiet", unit]).returncode == 0
+CONSECUTIVE = 3
+INTERVAL_S = 2
+RESTARTS_TO_FAIL = 3
+LOOK_TRIES = 3
+LOOK_INTERVAL_S = 5
 
 
-def wait(check, timeout: float, unit: str | None) -> int:
-    deadline = time.monotonic() + timeout
+def unit_state(unit: str) -> tuple[str, int]:
+    """(ActiveState, NRestarts) of `unit`, as systemd reports them to any user."""
+    shown = subprocess.run(
+        ["systemctl", "show", "-p", "ActiveState", "-p", "NRestarts", unit], capture_output=True, text=True
+    ).stdout
+    return parse_unit_state(shown)
+
+
+def parse_unit_state(shown: str) -> tuple[str, int]:
+    values = dict(line.partition("=")[::2] for line in shown.splitlines())
+    restarts = values.get("NRestarts", "")
+    return values.get("ActiveState") or "unknown", int(restarts) if restarts.isdigit() else 0
+
+
+def attempt(check) -> str | None:
+    try:
+        return check()
+    except Exception as error:  # a cluster still starting answers with all sorts of errors
+        return f"{type(error).__name__}: {error}"
+
+
+def wait(check, timeout: float, unit: str | None, state=unit_state, sleep=time.sleep, clock=time.monotonic) -> int:
+    """0 once `check` passed `CONSECUTIVE` times in a row; 1 after `timeout` or once `unit` keeps crashing."""
+    deadline = clock() + timeout
+    restarts_before = state(unit)[1] if unit else 0
+    streak = 0
     while True:
-        try:
-            problem = check()
-        except Exception as error:  # a cluster still starting answers with all sorts of errors
-            problem = f"{type(error).__name__}: {error}"
+        problem = attempt(check)
+        streak = streak + 1 if problem is None else 0
+        if streak >= CONSECUTIVE:
+            return 0
+        if problem is not None:
+            crashing = unit and crash_loop(unit, state(unit), restarts_before)
+            if crashing:
+                print(f"{crashing}: {problem}", file=sys.stderr)
+                return 1
+            if clock() >= deadline:
+                print(f"not ready after {timeout:.0f} s: {problem}", file=sys.stderr)
+                return 1
+        sleep(INTERVAL_S)
+
+
+def crash_loop(unit: str, state: tuple[str, int], restarts_before: int) -> str | None:
+    """Why `unit` will not come up by waiting longer, or None."""
+    active, restarts = state
+    if active == "failed":
+        return f"{unit} failed (it keeps crashing, or hit its start limit) after {restarts} restarts"
+    if restarts - restarts_before >= RESTARTS_TO_FAIL:
+        return f"{unit} restarted {restarts - restarts_before} times while waiting (it keeps crashing)"
+    return None
+
+
+def look(check, unit: str | None, state=unit_state, sleep=time.sleep) -> int:
+    """0 when `check` passes within `LOOK_TRIES` tries; tries again only while `unit` is active."""
+    for index in range(LOOK_TRIES):
+        problem = attempt(check)
         if problem is None:
             return 0
-        if time.monotonic() >= deadline or (unit and unit_failed(unit)):
-            print(f"not ready after {timeout:.0f} s: {problem}", file=sys.stderr)
+        if index == LOOK_TRIES - 1 or (unit and state(unit)[0] != "active"):
+            print(f"not ready: {problem}", file=sys.stderr)
             return 1
-        time.sleep(2)
+        sleep(LOOK_INTERVAL_S)
+    return 1
 
 
 def main(argv: list[str]) -> int:
@@ -100,9 +160,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=0)
     args = parser.parse_args(argv)
     if args.probe == "ray-node":
-        return wait(lambda: ray_node_alive(args.gcs, args.ip, args.resources), args.timeout, args.unit)
-    key = api_key(args.api_key_file)
-    return wait(lambda: http_ready(args.url, args.model, key, args.pin_cert), args.timeout, args.unit)
+        check = lambda: ray_node_alive(args.gcs, args.ip, args.resources)  # noqa: E731
+    else:
+        key = api_key(args.api_key_file)
+        check = lambda: http_ready(args.url, args.model, key, args.pin_cert)  # noqa: E731
+    return wait(check, args.timeout, args.unit) if args.timeout > 0 else look(check, args.unit)
 
 
 if __name__ == "__main__":

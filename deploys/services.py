@@ -136,11 +136,13 @@ def service_running(spec: ServiceSpec, secrets: dict[str, str], started_after: s
             name=f"Mark {spec.unit} for a restart if what it runs on restarted",
             commands=[f'[ "$(cat {after_file} 2>/dev/null)" = {shlex.quote(started_after)} ] || touch {marker}'],
         )
-    # `restart` also starts a stopped unit, so a new service starts once, not twice.
+    # `restart` also starts a stopped unit, so a new service starts once, not twice. A unit that hit
+    # its start limit refuses any start until its failed state is reset.
     server.shell(
         name=f"Restart {spec.unit} if a file it reads changed",
-        commands=[f"if [ -e {marker} ]; then rm -f {marker} && systemctl restart {shlex.quote(spec.unit)}; fi"],
-    )
+        commands=[f"systemctl reset-failed {shlex.quote(spec.unit)} 2>/dev/null; "
+                  f"if [ -e {marker} ]; then rm -f {marker} && systemctl restart {shlex.quote(spec.unit)}; fi"],
+    )  # fmt: skip
     systemd.service(name=f"Start and enable {spec.unit}", service=spec.unit, running=True, enabled=True)
     server.shell(name=f"Wait until {spec.unit} is ready", commands=[spec.probe_command(spec.ready_timeout)])
     if started_after is not None:
@@ -194,7 +196,8 @@ def release_restored(units: list[ServiceSpec]):
         restore = (
             f"if [ -f {VERIFIED_RELEASE}/UNITS ] && grep -qx {unit} {VERIFIED_RELEASE}/UNITS; then "
             f"while read -r path; do cp -a {VERIFIED_RELEASE}\"$path\" \"$path\"; done < {saved}.paths && "
-            f"systemctl daemon-reload && systemctl restart {unit} && sh {saved}.probe; "
+            f"systemctl daemon-reload && {{ systemctl reset-failed {unit} 2>/dev/null; systemctl restart {unit}; }} "
+            f"&& sh {saved}.probe; "
             f"else systemctl disable --now {unit} 2>/dev/null; "
             f"rm -f {' '.join(shlex.quote(path) for path in spec.managed_paths())} && systemctl daemon-reload; fi"
         )

@@ -28,19 +28,26 @@ class SudoError(RuntimeError):
     pass
 
 
+COMMAND_TIMEOUT_S = 60
+"""Each of this module's own commands (they bypass the operations' `_timeout`)."""
+
+
 def prepare(host, password: str | None) -> None:
     """Makes sudo usable on `host` for this run (the askpass files when a password is given), then
-    checks it; raises `SudoError` with the fix when sudo is refused."""
-    if password:
-        _install_askpass(host, password)
-    check(host)
+    checks it; raises `SudoError` with the fix when sudo is refused, or when the host stops answering."""
+    try:
+        if password:
+            _install_askpass(host, password)
+        check(host)
+    except (TimeoutError, OSError) as error:
+        raise SudoError(f"readying sudo got no answer within {COMMAND_TIMEOUT_S} s ({type(error).__name__})") from None
 
 
 def check(host) -> None:
     # The probe's own exit status is always 0 so pyinfra never mistakes "a password is required"
     # for a prompt to answer; its output says what happened.
     probe = f"if out=$({sudo_prefix(host)} true 2>&1); then echo ok; else echo \"refused: $out\"; fi"
-    ok, output = host.run_shell_command(StringCommand(probe))
+    ok, output = host.run_shell_command(StringCommand(probe), _timeout=COMMAND_TIMEOUT_S)
     answer = " ".join(output.stdout_lines).strip() if ok else output.stderr
     if answer != "ok":
         user = host.data.ssh_user
@@ -70,12 +77,14 @@ def cleanup(host) -> None:
     """Removes the run's askpass directory (and with it the password) from the node."""
     directory = host.connector_data.get(ASKPASS_DIRECTORY_KEY)
     if directory is not None:
-        host.run_shell_command(StringCommand("rm", "-rf", directory))
+        host.run_shell_command(StringCommand("rm", "-rf", directory), _timeout=COMMAND_TIMEOUT_S)
         host.connector_data[ASKPASS_DIRECTORY_KEY] = None
 
 
 def _install_askpass(host, password: str) -> None:
-    ok, output = host.run_shell_command(StringCommand('umask 077 && mktemp -d "$HOME/.ray-vllm-stack-sudo.XXXXXXXX"'))
+    ok, output = host.run_shell_command(
+        StringCommand('umask 077 && mktemp -d "$HOME/.ray-vllm-stack-sudo.XXXXXXXX"'), _timeout=COMMAND_TIMEOUT_S
+    )
     if not ok or not output.stdout_lines:
         raise SudoError(f"cannot make a private directory for the sudo password: {output.stderr or 'no output'}")
     directory = output.stdout_lines[0].strip()
@@ -85,6 +94,6 @@ def _install_askpass(host, password: str) -> None:
         and host.put_file(StringIO(_ASKPASS_PROGRAM), f"{directory}/askpass")
     ):
         raise SudoError("cannot upload the sudo askpass files over SFTP")
-    host.run_shell_command(StringCommand("chmod", "700", f"{directory}/askpass"))
+    host.run_shell_command(StringCommand("chmod", "700", f"{directory}/askpass"), _timeout=COMMAND_TIMEOUT_S)
     host.connector_data[ASKPASS_DIRECTORY_KEY] = directory
     host.connector_data[f"sudo_askpass_path__{host.get_temp_dir_config()}"] = f"{directory}/askpass"

@@ -24,7 +24,7 @@ from pyinfra.api.state import StateStage  # noqa: E402
 from pyinfra.context import ctx_host, ctx_state  # noqa: E402
 
 from deploys import sudo  # noqa: E402
-from deploys.runner import connection_data, resolve  # noqa: E402
+from deploys.runner import SSH_CONNECT_TIMEOUT_S, connection_data, keep_alive, resolve  # noqa: E402
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _PREFIX = re.compile(r"^\[(?P<host>[^\]]+)\]\s*(?P<message>.*)$")
@@ -55,7 +55,7 @@ def run(request: dict) -> dict[str, dict]:
     sudo_password = request.get("sudo_password")
     data = [(host.name, connection_data(host, request["host_keys"], bool(sudo_password))) for host in hosts]
     inventory = Inventory((data, {}))
-    state = State(inventory=inventory, config=Config(CONNECT_TIMEOUT=10))
+    state = State(inventory=inventory, config=Config(CONNECT_TIMEOUT=SSH_CONNECT_TIMEOUT_S))
 
     errors = _connect(state, errors_log)
     unreachable = set(errors)
@@ -66,7 +66,10 @@ def run(request: dict) -> dict[str, dict]:
         errors.update(_apply(state, deploy_fn, deploy_arguments, errors_log))
     facts = _observe_all(state, observe, arguments, errors) if observe is not None else {}
     for host in state.activated_hosts:
-        sudo.cleanup(host)
+        try:
+            sudo.cleanup(host)
+        except (TimeoutError, OSError) as error:  # the host stopped answering; the run's result stands
+            logging.warning("[%s] could not remove the sudo askpass directory: %r", host.name, error)
     seconds = round(time.monotonic() - started, 2)
     return {
         host.name: {
@@ -89,6 +92,10 @@ def _connect(state, errors_log: HostErrorLog) -> dict[str, str]:
         connect_all(state)
     except PyinfraError:
         pass  # every host failed to connect ("No hosts remaining!"); reported below
+    for host in state.active_hosts:
+        client = getattr(host.connector, "client", None)  # paramiko's, for the SSH connector
+        if client is not None and client.get_transport() is not None:
+            keep_alive(client.get_transport())
     errors = {}
     for host in state.inventory:
         if host not in state.active_hosts:

@@ -95,8 +95,11 @@ def ray_unit(
         command=ray_start_command(host, head, ports, ray, security, venv),
         environment={**RAY_AUTH_ENVIRONMENT, **SHARED_TMP_ENVIRONMENT, **metrics_ports_environment(ports)},
         environment_files=[ENV_FILE],
-        # `ray start --block` exits when its node dies; come back and rejoin.
+        # `ray start --block` exits when its node dies; come back and rejoin. No start limit: a
+        # worker keeps trying as long as its head is away (the probe still fails fast on a unit
+        # that keeps restarting while it waits).
         restart="always",
+        start_limit_burst=None,
         user=security.service_user,
         state_directories=SERVICE_STATE_DIRECTORIES,
     ).render()

@@ -44,6 +44,15 @@ private /tmp, no privilege gain. /dev stays shared: Ray's object store and vLLM'
 live in /dev/shm, GPUs are device nodes."""
 
 
+START_LIMIT_BURST = 5
+START_LIMIT_INTERVAL_S = 200
+"""A unit started `START_LIMIT_BURST` times within `START_LIMIT_INTERVAL_S` seconds (its restarts
+under a minute apart: a bad flag, a broken package) stops restarting and is `failed`, which the
+readiness probe reports at once with the journal. Slower loops (vLLM waiting out a Ray head that
+is away for a while, each try about a minute) keep restarting and recover by themselves. A unit
+that hit the limit is started again only after `systemctl reset-failed`, which `up` does."""
+
+
 @dataclass(frozen=True)
 class ServiceUnit:
     description: str
@@ -53,6 +62,9 @@ class ServiceUnit:
     after: Sequence[str] = ("network-online.target",)
     restart: str = "on-failure"
     restart_seconds: int = 5
+    start_limit_burst: int | None = START_LIMIT_BURST
+    """None: restart forever (no start limit)."""
+    start_limit_seconds: int = START_LIMIT_INTERVAL_S
     stop_timeout_seconds: int = 30
     after_stop: Sequence[Sequence[str]] = ()
     """Commands run whenever the service stopped, e.g. to remove what a killed process left behind."""
@@ -86,8 +98,11 @@ class ServiceUnit:
             f"Description={self.description}",
             *(f"After={target}" for target in self.after),
             *(f"Wants={target}" for target in self.after if target.endswith(".target")),
-            # Keep restarting: a worker waits as long as its head is away.
-            "StartLimitIntervalSec=0",
+            *(
+                ["StartLimitIntervalSec=0"]
+                if self.start_limit_burst is None
+                else [f"StartLimitIntervalSec={self.start_limit_seconds}", f"StartLimitBurst={self.start_limit_burst}"]
+            ),
             "",
             "[Service]",
             *service,

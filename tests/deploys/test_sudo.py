@@ -11,14 +11,17 @@ from deploys import sudo
 class FakeHost:
     """Answers `run_shell_command` with a canned sudo outcome and records what it was asked."""
 
-    def __init__(self, answer: str, sudo_on: bool = True, ssh_user: str = "rvs"):
+    def __init__(self, answer: str | None, sudo_on: bool = True, ssh_user: str = "rvs"):
         self.answer = answer
         self.data = SimpleNamespace(ssh_user=ssh_user, get=lambda key, default=None: sudo_on if key == "_sudo" else default)
         self.connector_data: dict = {}
         self.commands: list[str] = []
 
-    def run_shell_command(self, command):
+    def run_shell_command(self, command, _timeout=None):
+        assert _timeout == sudo.COMMAND_TIMEOUT_S
         self.commands.append(command.get_raw_value())
+        if self.answer is None:
+            raise TimeoutError  # what pyinfra raises when `_timeout` passes
         return True, SimpleNamespace(stdout_lines=[self.answer], stderr="")
 
 
@@ -47,3 +50,9 @@ def test_refused_sudo_is_one_error_naming_the_user_and_the_fixes():
     # The probe itself always exits 0, so pyinfra never turns "a password is required" into a prompt.
     assert refused.commands == ['if out=$(sudo -H -n true 2>&1); then echo ok; else echo "refused: $out"; fi']
     sudo.check(FakeHost("ok"))  # positive control: a working sudo passes
+
+
+def test_a_host_that_stops_answering_is_a_sudo_error_not_a_hang():
+    with pytest.raises(sudo.SudoError) as raised:
+        sudo.prepare(FakeHost(None), None)
+    assert str(raised.value) == "readying sudo got no answer within 60 s (TimeoutError)"

@@ -6,7 +6,7 @@ import pytest
 
 from artifacts.paths import REPO_ROOT
 from stack.ray_units import CPU_STAGE_RESOURCE, ray_start_command, ray_unit
-from stack.systemd_unit import quote_argument
+from stack.systemd_unit import START_LIMIT_BURST, START_LIMIT_INTERVAL_S, quote_argument
 from stack.validation import load_stack_config
 from stack.vllm_unit import (
     ServingPlan,
@@ -160,3 +160,25 @@ def test_api_front_is_the_only_listener_on_the_api_port(cpu_config):
     assert flag(command, "upstream") == "http://127.0.0.1:8001"
     assert flag(command, "key-file") == "/etc/ray-vllm-stack/secrets/api_front.env"
     assert not any("tls" in argument for argument in command)
+
+
+def unit_section(unit: str) -> list[str]:
+    return unit.split("[Unit]\n", 1)[1].split("\n\n", 1)[0].splitlines()
+
+
+def test_serving_units_stop_restarting_when_they_keep_crashing(cpu_config):
+    """A bad flag must reach `failed` in about a minute (the probe then stops waiting), not loop
+    for the whole ready timeout; Restart= stays, so a crash now and then is still recovered."""
+    for unit in (vllm_unit(cpu_config, PLAN, VENV), api_front_unit(cpu_config, VENV)):
+        lines = unit_section(unit)
+        assert f"StartLimitIntervalSec={START_LIMIT_INTERVAL_S}" in lines and f"StartLimitBurst={START_LIMIT_BURST}" in lines
+        assert "Restart=on-failure" in unit and "RestartSec=5" in unit
+    # restarts closer than a minute apart trip the limit
+    assert START_LIMIT_INTERVAL_S / (START_LIMIT_BURST - 1) <= 60
+
+
+def test_ray_units_restart_forever(cpu_config):
+    head, worker = cpu_config.head, cpu_config.hosts[1]
+    for host in (head, worker):
+        unit = ray_unit(host, head, cpu_config.ports, cpu_config.ray, cpu_config.security, VENV)
+        assert "StartLimitIntervalSec=0" in unit_section(unit) and "StartLimitBurst" not in unit
