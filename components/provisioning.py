@@ -14,6 +14,7 @@ are idempotent: an unchanged host sees only noops).
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from typing import Any
 
@@ -146,10 +147,30 @@ def observe_step(props: dict[str, Any]) -> dict[str, Any]:
     return {**props, "observed": result.facts}
 
 
+LET_GO_VARIABLE = "RVS_LET_GO"
+"""Hosts (comma-separated names) an operator lets go at `destroy` although they cannot be reached."""
+
+
+def let_go(unreachable: dict[str, str], what: str) -> list[str]:
+    """Warnings for the unreachable hosts the operator let go (`RVS_LET_GO`); any other raises, so
+    its resource stays in state and the next `destroy` (or `up`) removes `what` once it is back:
+    nothing is left running on a host the stack no longer knows of without someone saying so."""
+    named = {name.strip() for name in os.environ.get(LET_GO_VARIABLE, "").split(",") if name.strip()}
+    kept = sorted(set(unreachable) - named)
+    if kept:
+        raise StepError(
+            f"cannot remove {what} from {', '.join(kept)}: {'; '.join(unreachable[name] for name in kept)}. "
+            f"It stays in the stack: bring the host back and run `pulumi destroy` again, or let it go as it is "
+            f"with `{LET_GO_VARIABLE}={','.join(kept)} pulumi destroy` (its services then start again at its "
+            "next boot until removed by hand)"
+        )
+    return [f"{unreachable[name]}; let go as asked, left {what} on it as it is" for name in sorted(unreachable)]
+
+
 def retire_step(props: dict[str, Any]) -> str | None:
     """Undoes the step on its host when its resource is deleted (`destroy`, or a node removed
-    from the inventory). A host that cannot be reached any more is let go with a warning rather
-    than blocking the destroy; returns that warning."""
+    from the inventory). A host that cannot be reached fails the delete (`let_go`); returns the
+    warning for one the operator let go."""
     props = recorded_in_current_shape(props)
     step = STEPS[props["step"]]
     if step.retire is None:
@@ -161,7 +182,7 @@ def retire_step(props: dict[str, Any]) -> str | None:
     )[host.name]  # fmt: skip
     if result.error and result.reachable:
         raise StepError(f"removing {step.name} from {result.error}")
-    return result.error and f"{result.error}; left {step.name} on it as it is"
+    return "; ".join(let_go({host.name: result.error}, step.name)) if result.error else None
 
 
 def step_changes(olds: dict[str, Any], news: dict[str, Any]) -> tuple[list[str], list[str]]:

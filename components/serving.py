@@ -28,7 +28,7 @@ from pulumi.dynamic import (
 )
 from pydantic import ValidationError
 
-from components.provisioning import deploy_code_digest
+from components.provisioning import deploy_code_digest, let_go
 from deploys.rollout import Cluster, observe_release, retire_release, roll_out
 from deploys.runner import HostKeyPolicy, SshTarget
 from deploys.specs import ReleaseSpec
@@ -88,8 +88,9 @@ class ReleaseProvider(ResourceProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         spec = ReleaseSpec.model_validate(props["spec"])
-        for warning in retire_release(cluster_of(props), spec, bool(props.get("purge_cache"))):
-            print(f"warning: {warning}; left the release's units on it as they are", file=sys.stderr)
+        unreachable = retire_release(cluster_of(props), spec, bool(props.get("purge_cache")))
+        for warning in let_go(unreachable, "the release's units"):
+            print(f"warning: {warning}", file=sys.stderr)
 
 
 class ServingRelease(pulumi.dynamic.Resource, module="provisioning", name="ServingRelease"):

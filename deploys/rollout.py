@@ -89,15 +89,15 @@ def observe_release(cluster: Cluster, spec: ReleaseSpec) -> dict[str, Any]:
     return {name: result.facts for name, result in sorted(results.items())}
 
 
-def retire_release(cluster: Cluster, spec: ReleaseSpec, purge_cache: bool) -> list[str]:
-    """Stops and removes every unit of the release; the hosts that could not be reached (a reachable
-    host that fails raises)."""
+def retire_release(cluster: Cluster, spec: ReleaseSpec, purge_cache: bool) -> dict[str, str]:
+    """Stops and removes every unit of the release; {host: error} of those that could not be
+    reached (a reachable host that fails raises)."""
     results = cluster.run(spec.hosts, "deploys.services:release_removed", _units(spec), "release-remove",
                           purge_cache=purge_cache)  # fmt: skip
     failed = [result.error for result in results.values() if result.error and result.reachable]
     if failed:
         raise ReleaseError("; ".join(failed))
-    return [result.error for result in results.values() if result.error]
+    return {name: result.error for name, result in results.items() if result.error}
 
 
 def _run_phase(

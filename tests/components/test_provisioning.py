@@ -96,14 +96,21 @@ def test_apply_records_the_observation_twice_and_names_failures(monkeypatch):
         provisioning.apply_step(inputs())
 
 
-def test_delete_lets_an_unreachable_host_go(monkeypatch):
+def test_delete_keeps_an_unreachable_host_in_the_stack_unless_the_operator_lets_it_go(monkeypatch):
     from deploys.runner import HostResult
 
     def unreachable(hosts, deploy_fn, **kwargs):
         return {"lab1": HostResult("lab1", error="lab1: cannot connect over SSH to root@10.201.0.11:22: timed out", reachable=False)}
 
     monkeypatch.setattr(provisioning, "run_deploy", unreachable)
-    warning = provisioning.retire_step(inputs(step="runtime-env", spec={"address": "10.201.0.11"}))
+    step = inputs(step="runtime-env", spec={"address": "10.201.0.11"})
+    monkeypatch.setenv(provisioning.LET_GO_VARIABLE, "lab2")  # another host let go: not this one
+    with pytest.raises(provisioning.StepError) as kept:
+        provisioning.retire_step(step)
+    assert "cannot remove runtime-env from lab1: lab1: cannot connect over SSH" in str(kept.value)
+    assert "RVS_LET_GO=lab1 pulumi destroy" in str(kept.value)
+    monkeypatch.setenv(provisioning.LET_GO_VARIABLE, "lab2, lab1")  # the control: named, it is let go
+    warning = provisioning.retire_step(step)
     assert warning.startswith("lab1: cannot connect over SSH") and warning.endswith("left runtime-env on it as it is")
     preflight = inputs(step="nvidia-preflight", spec={"min_driver": "580.65.06", "cuda": "13.0"})
     assert provisioning.retire_step(preflight) is None  # a preflight installs nothing to remove
