@@ -26,6 +26,7 @@ from bench.project import BenchProject
 from bench.results import BASELINE, STACK, Measurement
 from bench.traffic import TrafficMeter
 from lab.paths import INVENTORY_FILE
+from tools.availability import OutageMeter
 from tools.chat import chat
 
 TINY_MODEL = REPO_ROOT / ".cache" / "models" / "tiny-qwen2"
@@ -126,6 +127,7 @@ def serve_stack(bench: Bench, host_count: int) -> list[Measurement]:
         measured.append(cold)
         bench.log(f"cold up to first completion: {cold.seconds:.1f} s")
         measured += _noop(bench, project, host_count, FULL, "")
+        measured.append(_release_outage(bench, project, host_count))
         with TrafficMeter(names) as meter:
             destroy = project.timed("destroy", "--yes")
         measured.append(_measurement("destroy (caches kept)", host_count, FULL, [destroy], meter))
@@ -222,6 +224,22 @@ def _up_to_completion(project: BenchProject, names: list[str], what: str, host_c
         "stack_downloaded_bytes": _downloaded_bytes(resources),
     }
     return measurement
+
+
+def _release_outage(bench: Bench, project: BenchProject, host_count: int) -> Measurement:
+    """A changed vLLM setting rolled out to the serving cluster (the serving release restarts vLLM
+    and verifies it): the `up`'s time, and in `details` the longest the endpoint did not answer,
+    which is what its users see of an upgrade."""
+    outputs = project.outputs()
+    project.run("config", "set", "--path", "vllm.max_model_len", "512")
+    with OutageMeter(outputs["openai_base_url"], outputs["api_key"]) as outage:
+        seconds = project.timed("up", "--yes")
+    bench.log(f"release of a changed vLLM setting: {seconds:.1f} s, endpoint silent {outage.longest_gap:.1f} s at most")
+    return Measurement(
+        "release of a changed vLLM setting", host_count, FULL, STACK, [seconds],
+        details={"longest_outage_seconds": round(outage.longest_gap, 1), "failed_polls": outage.failures},
+        note=f"endpoint silent {outage.longest_gap:.0f} s at most",
+    )  # fmt: skip
 
 
 def _noop(bench: Bench, project: BenchProject, host_count: int, set_name: str, suffix: str) -> list[Measurement]:

@@ -16,6 +16,7 @@ import yaml
 from lab import api
 from stack.node_steps import NodeInputs, stack_venv
 from tests.support.lab_nodes import TINY_MODEL
+from tools.availability import OutageMeter
 from tools.chat import chat
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine]
@@ -216,7 +217,10 @@ def test_a_new_model_revision_and_package_serve_beside_the_previous_ones(served_
     (revision / "REVISION").write_text("2\n")
     old_model = on_host("lab1", "grep -o 'model=[^ ]*' /etc/systemd/system/rvs-vllm.service").stdout.strip()
     _edit_config(served_stack, lambda config: config["ray-vllm-stack:model"].update(path=str(revision)))
-    served_stack.timed("model and package upgrade", "up", "--yes", "--skip-preview")
+    outputs = served_stack.outputs()
+    with OutageMeter(outputs["openai_base_url"], outputs["api_key"]) as outage:
+        served_stack.timed("model and package upgrade", "up", "--yes", "--skip-preview")
+    print(f"upgrade: the endpoint did not answer for {outage.longest_gap:.1f} s at most ({outage.failures} polls)")
     new = {(host, unit): _venv_of(host, unit) for host, unit in SERVING_UNITS}
     assert set(new.values()) != {VENV_PYTHON.removesuffix("/bin/python")} and len(set(new.values())) == 1, new
     venv = next(iter(new.values()))
