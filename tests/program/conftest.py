@@ -23,13 +23,13 @@ class PulumiProject:
 
     `own_packages`: the package sources (`artifacts/`, `plugins/`) are copies, so a test can change
     the node package set as a user's upgrade does; the project root is then `workdir`, its caches
-    still the checkout's (`.cache`, `.tools` linked)."""
+    and the lab's keys still the checkout's (`.cache`, `.tools`, `.lab` linked)."""
 
     def __init__(self, workdir: Path, own_packages: bool = False):
         self.workdir = workdir
         shutil.copy(REPO_ROOT / "Pulumi.yaml", workdir)
         shutil.copy(REPO_ROOT / "__main__.py", workdir)
-        packages, caches = ("artifacts", "plugins"), (".cache", ".tools")
+        packages, caches = ("artifacts", "plugins"), (".cache", ".tools", ".lab")
         for name in packages if own_packages else ():
             shutil.copytree(REPO_ROOT / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
         for shared in ("deploys", "stack", "components", "models", ".venv", *(caches if own_packages else packages)):
