@@ -13,6 +13,7 @@ server-alive checks); the operation's `_timeout` bounds the whole push, and kill
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import shlex
@@ -119,19 +120,23 @@ def _stream(host, source: Path, files: list[str], destination: str, extra: dict[
                         ssh.stdin.write(chunk)
                         sent += len(chunk)
                 except BrokenPipeError:
-                    pass  # ssh exited early; its exit status and stderr say why
+                    # ssh exited early (its exit status and stderr say why): tar would wait forever
+                    # to write what no one reads any more.
+                    packer.kill()
                 finally:
-                    ssh.stdin.close()
+                    with contextlib.suppress(BrokenPipeError):
+                        ssh.stdin.close()
+                    packer.stdout.close()
                 packer_error, ssh_error = packer.stderr.read(), ssh.stderr.read()
             except BaseException:
                 # The operation's timeout (or anything else) ends the push: leave no process behind.
                 packer.kill()
                 ssh.kill()
                 raise
+        if ssh.returncode != 0:  # first: a broken link also ends tar, killed above
+            raise _ssh_error(ssh.returncode, ssh_error.decode(errors="replace").strip())
         if packer.returncode != 0:
             raise TransferError(f"tar exited {packer.returncode}: {packer_error.decode(errors='replace').strip()}")
-        if ssh.returncode != 0:
-            raise _ssh_error(ssh.returncode, ssh_error.decode(errors="replace").strip())
         return sent
 
 

@@ -1,6 +1,7 @@
 """The tar-over-ssh push: its ssh command line, and which failures it sends again."""
 
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -130,3 +131,21 @@ def test_a_push_cut_short_by_its_timeout_leaves_no_process_behind(monkeypatch, t
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert len(started) == 2 and all(process.poll() is not None for process in started)
+
+
+def test_a_link_that_breaks_mid_push_ends_the_push_with_ssh_s_words(monkeypatch, tmp_path):
+    """ssh (a shell that reads a little, then fails as a dead link does) exits while tar still has
+    megabytes to write: the push ends at once with a link error, tar does not wait forever."""
+    (tmp_path / "big").write_bytes(b"x" * (16 << 20))
+
+    def argv(data, remote):
+        return ["sh", "-c", "head -c 1000 >/dev/null; echo 'Timeout, server 10.0.0.2 not responding.' >&2; exit 255"]
+
+    monkeypatch.setattr(transfer, "ssh_argv", argv)
+    with ThreadPoolExecutor(1) as pool:
+        push = pool.submit(transfer._stream, Host(), tmp_path, ["big"], "/dst", {})
+        with pytest.raises(transfer.LinkError, match="not responding"):
+            push.result(timeout=30)
+    # The control: an ssh that takes everything in lets the same push finish.
+    monkeypatch.setattr(transfer, "ssh_argv", lambda data, remote: ["sh", "-c", "cat >/dev/null"])
+    assert transfer._stream(Host(), tmp_path, ["big"], "/dst", {}) > 16 << 20
