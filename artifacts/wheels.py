@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import filecmp
 import functools
 import hashlib
+import shutil
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
+from uv import find_uv_bin
 
 from artifacts import manifest as manifests
 from artifacts.packages.flavors import get_flavor
@@ -23,6 +26,7 @@ class WheelhouseFiles(BaseModel):
     path: str
     key: str
     lock_file: str
+    installer: str
     plugin_wheels: tuple[str, ...]
     packages: tuple[str, ...]
     manifest: str
@@ -58,15 +62,33 @@ def prepare_wheelhouse(flavor: str) -> WheelhouseFiles:
     return describe_wheelhouse(Path(house.path), plugin_wheels, downloaded_bytes=0 if existed else house.total_bytes)
 
 
+INSTALLER_NAME = "installer/uv"
+"""The installer nodes run, relative to the wheelhouse: the controller's own uv (pinned by the
+project's lock), so the wheels and what installs them travel together."""
+
+
+def place_installer(path: Path) -> str:
+    """Copies the controller's uv into the wheelhouse unless the same file is there: uv installs the
+    lock about twice as fast as pip (parallel unpacking, bytecode compiled on every core)."""
+    target = path / INSTALLER_NAME
+    source = Path(find_uv_bin())
+    if not (target.is_file() and filecmp.cmp(source, target, shallow=False)):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    return INSTALLER_NAME
+
+
 def describe_wheelhouse(path: Path, plugin_wheels: tuple[str, ...] = (), downloaded_bytes: int = 0) -> WheelhouseFiles:
     """A wheelhouse folder (its `requirements.lock` and wheels, plus `plugin_wheels` relative to it)
-    as provisioning pushes and installs it."""
+    as provisioning pushes and installs it, with the installer placed in it."""
+    installer = place_installer(path)
     plugin_names = tuple(normalize_name(Path(wheel).name.split("-")[0]) for wheel in plugin_wheels)
     manifest = manifests.build_manifest(path, manifests.DIGEST_CACHE)
     return WheelhouseFiles(
         path=str(path),
         key=path.name,
         lock_file=LOCK_NAME,
+        installer=installer,
         plugin_wheels=plugin_wheels,
         packages=tuple(sorted({package.name for package in read_lock(path / LOCK_NAME)} | set(plugin_names))),
         manifest=manifests.render(manifest),

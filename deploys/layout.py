@@ -4,6 +4,7 @@ hosts, and the only place a node path is written down.
     /opt/ray-vllm-stack/python/<X.Y.Z>/             the stack's CPython, pushed from the controller + MANIFEST.sha256
     /opt/ray-vllm-stack/venvs/<version>/            one virtualenv per package-set version (lock + plugins), side by side
     /opt/ray-vllm-stack/venvs/<version>/ray-vllm-stack.lock   lock key + `pip freeze --all` right after install
+    /opt/ray-vllm-stack/install-cache/              uv's unpacked wheels while an install runs (removed after it)
     /opt/ray-vllm-stack/bin/probes.py               the services' readiness probe
     /opt/ray-vllm-stack/bin/api_front.py            the API front: the key on every path but /health
     /var/cache/ray-vllm-stack/wheelhouse/<key>/     wheels pushed from the controller + MANIFEST.sha256
@@ -45,6 +46,10 @@ VENVS_ROOT = "/opt/ray-vllm-stack/venvs"
 LEGACY_VENV = "/opt/ray-vllm-stack/venv"
 """The one venv of stacks made before versioned venvs; removed once no unit runs it."""
 VENV_RECORD_NAME = "ray-vllm-stack.lock"
+INSTALL_CACHE = "/opt/ray-vllm-stack/install-cache"
+"""uv's cache during an install: on the venvs' file system, so the venv hardlinks the unpacked wheels
+instead of copying gigabytes (a cache in a tmpfs /tmp would also hold them in memory). Removed once
+the venv is recorded: the venv's links keep the files, and nothing is left to prune."""
 PROGRAMS_DIR = "/opt/ray-vllm-stack/bin"
 """Node-side programs of `deploys/` (run with the venv's Python)."""
 PROBE_PATH = f"{PROGRAMS_DIR}/probes.py"

@@ -37,6 +37,7 @@ from deploys.facts import (
 )
 from deploys.layout import (
     DEBS_DIR,
+    INSTALL_CACHE,
     LEGACY_VENV,
     MODELS_ROOT,
     NVIDIA_KEYRING,
@@ -207,7 +208,8 @@ def _inside(name: str) -> bool:
 def venv_installed(spec: PythonEnvSpec):
     """The venv holds exactly the locked package set (plus our plugin wheels), installed with hash
     checking offline from the pushed wheelhouse, or from `spec.index` on a node with a route out;
-    extra packages are removed.
+    extra packages are removed. uv (pushed with the wheelhouse) installs and compiles the bytecode
+    once, on every core, so no service start compiles it again.
 
     The venv records the lock key and its `pip freeze --all` right after install, so a package
     changed by hand is seen (the freeze differs from the record) and repaired by the next run.
@@ -224,38 +226,46 @@ def venv_installed(spec: PythonEnvSpec):
         host.noop(f"{spec.venv} holds lock {spec.lock_key}")
         return
     python = f"{spec.venv}/bin/python"
-    pip = f"{_q(python)} -m pip --disable-pip-version-check --no-cache-dir"
     wheelhouse = spec.wheelhouse.destination
+    uv = f"{_installer_env(spec)} {_q(f'{wheelhouse}/{spec.installer}')} pip"
+    target = f"--python {_q(python)} --quiet"
     if venv is None:
         yield f"{_q(spec.interpreter)} -m venv {_q(spec.venv)}"
     yield (
-        f"{pip} install --quiet --only-binary=:all: --require-hashes --no-deps {wheel_source(spec)} "
-        f"--requirement {_q(f'{wheelhouse}/{spec.lock_file}')}"
+        f"{uv} install {target} --compile-bytecode --only-binary :all: --require-hashes --no-deps "
+        f"{wheel_source(spec)} --requirement {_q(f'{wheelhouse}/{spec.lock_file}')}"
     )
     if spec.plugin_wheels:
         plugins = [f"{wheelhouse}/{wheel}" for wheel in spec.plugin_wheels]
-        yield f"{pip} install --quiet --no-index --no-deps --force-reinstall {_q(*plugins)}"
+        yield f"{uv} install {target} --compile-bytecode --no-index --no-deps --reinstall {_q(*plugins)}"
     extras = sorted(freeze_names(venv["freeze"] if venv else []) - set(spec.packages) - VENV_BASE_PACKAGES)
     if extras:
-        yield f"{pip} uninstall --yes {_q(*extras)}"
+        yield f"{uv} uninstall {target} {_q(*extras)}"
     record_file = f"{spec.venv}/{VENV_RECORD_NAME}"
     yield (
         f"{{ echo {_q(f'lock {spec.lock_key}')}; {_q(python)} -m pip freeze --all --disable-pip-version-check; }} "
-        f"> {_q(record_file + '.new')} && mv {_q(record_file + '.new')} {_q(record_file)}"
+        f"> {_q(record_file + '.new')} && mv {_q(record_file + '.new')} {_q(record_file)} && rm -rf {_q(INSTALL_CACHE)}"
     )
 
 
+def _installer_env(spec: PythonEnvSpec) -> str:
+    """uv's environment: its cache beside the venvs, no user or system config of the node's, never a
+    Python of its own; with an index behind a proxy, the proxy (uv reads it from the environment)."""
+    variables = [f"UV_CACHE_DIR={_q(INSTALL_CACHE)}", "UV_NO_CONFIG=1", "UV_PYTHON_DOWNLOADS=never"]
+    if spec.index is not None and spec.index.proxy:
+        variables += [f"{name}={_q(spec.index.proxy)}" for name in ("HTTP_PROXY", "HTTPS_PROXY")]
+    return "env " + " ".join(variables)
+
+
 def wheel_source(spec: PythonEnvSpec) -> str:
-    """pip's options for where the locked wheels come from: the index (through the proxy), or only
-    the pushed wheelhouse."""
+    """uv's options for where the locked wheels come from: the index, or only the pushed wheelhouse."""
     if spec.index is None:
         return f"--no-index --find-links {_q(spec.wheelhouse.destination)}"
-    proxy = f" --proxy {_q(spec.index.proxy)}" if spec.index.proxy else ""
-    # pip ignores a plain-http index unless told to trust it; the lock's hashes already pin every
-    # byte it serves, so a LAN mirror without TLS can change nothing that gets installed.
+    # A plain-http LAN mirror is allowed: the lock's hashes already pin every byte it serves, so it
+    # can change nothing that gets installed.
     url = urlsplit(spec.index.url)
-    trusted = f" --trusted-host {_q(url.netloc)}" if url.scheme == "http" else ""
-    return f"--index-url {_q(spec.index.url)}{trusted}{proxy}"
+    insecure = f" --allow-insecure-host {_q(url.netloc)}" if url.scheme == "http" else ""
+    return f"--index-url {_q(spec.index.url)}{insecure}"
 
 
 def freeze_names(freeze: list[str]) -> set[str]:

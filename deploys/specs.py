@@ -130,6 +130,7 @@ class PythonEnvSpec(Spec):
     index: PackageIndex | None = Field(None, description="Install from this index instead of the pushed wheels.")
     lock_key: str = Field(description="Names the lock the wheelhouse was built from.")
     lock_file: str = Field(description="The lock, relative to the wheelhouse.")
+    installer: str = Field(pattern=r"^[a-z]+/uv$", description="The uv binary that installs the lock, relative to the wheelhouse.")
     plugin_wheels: tuple[str, ...] = Field((), description="Our own wheels, relative to the wheelhouse; installed --no-deps.")
     packages: tuple[str, ...] = Field(description="Normalized names the venv holds: the lock's plus the plugins'.")
     venv: str = Field(pattern=RECORDED_VENV.pattern, description="This package set's own venv, beside the others.")

@@ -144,11 +144,12 @@ def python_runtime_spec(inputs: NodeInputs) -> PythonRuntimeSpec:
 
 def python_env_spec(inputs: NodeInputs) -> PythonEnvSpec:
     """Pushes the whole wheelhouse to a node without a route out; a node with one gets only the
-    lock and our plugin wheels (on no index) and fetches the rest itself, hash-checked by the lock."""
+    lock, the installer and our plugin wheels (on no index) and fetches the rest itself, hash-checked
+    by the lock."""
     wheelhouse = inputs.wheelhouse
     manifest = wheelhouse.manifest
     if inputs.package_index is not None:
-        pushed = {wheelhouse.lock_file, *wheelhouse.plugin_wheels}
+        pushed = {wheelhouse.lock_file, wheelhouse.installer, *wheelhouse.plugin_wheels}
         manifest = manifests.render({name: digest for name, digest in manifests.parse(manifest).items() if name in pushed})
     tree = TreeSpec(
         source=wheelhouse.path,
@@ -161,6 +162,7 @@ def python_env_spec(inputs: NodeInputs) -> PythonEnvSpec:
         index=inputs.package_index,
         lock_key=wheelhouse.key,
         lock_file=wheelhouse.lock_file,
+        installer=wheelhouse.installer,
         plugin_wheels=wheelhouse.plugin_wheels,
         packages=wheelhouse.packages,
         venv=inputs.venv,

@@ -37,7 +37,7 @@ ARTIFACT_OUTPUTS = {
         "libraries": ["libssl.so.3"], "manifest": PYTHON_MANIFEST, "manifest_digest": "8" * 64, "total_bytes": 3,
     },
     "Wheelhouse": {
-        "path": "/c/.cache/wheelhouse/cpu-k", "key": "cpu-k", "lock_file": "requirements.lock",
+        "path": "/c/.cache/wheelhouse/cpu-k", "key": "cpu-k", "lock_file": "requirements.lock", "installer": "installer/uv",
         "plugin_wheels": ["plugins/p/vllm_ray_cpu-0.1.0-py3-none-any.whl"], "packages": ["ray", "vllm-ray-cpu"],
         "manifest": manifests.render({"ray-2.60.0.whl": "e" * 64}), "manifest_digest": "f" * 64, "total_bytes": 10,
     },
