@@ -10,7 +10,7 @@ import shlex
 from pyinfra.api import FactBase
 
 from artifacts.manifest import MANIFEST_NAME
-from deploys.layout import VENV_RECORD_NAME
+from deploys.layout import OWNER_FILE, VENV_RECORD_NAME
 from deploys.platforms import PACKAGE_TOOLS
 
 _SECTION = "--ray-vllm-stack--"
@@ -89,6 +89,17 @@ class PythonVersion(FactBase[str | None]):
 
     def process(self, output: list[str]) -> str:
         return output[0].strip()
+
+
+class HostOwner(FactBase[str | None]):
+    """The stack that owns the host (`<project>/<stack>`, the first line of `OWNER_FILE`), or None
+    when no stack does."""
+
+    def command(self) -> str:
+        return f"cat {shlex.quote(OWNER_FILE)} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> str | None:
+        return output[0].strip() or None
 
 
 class InstalledDebs(FactBase[dict]):

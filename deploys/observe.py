@@ -10,6 +10,7 @@ from pyinfra.facts.files import FileContents, Sha256File
 from artifacts import manifest as manifests
 from deploys.facts import (
     CpuCount,
+    HostOwner,
     HostPlatform,
     InstalledDebs,
     Ipv4Addresses,
@@ -18,7 +19,6 @@ from deploys.facts import (
     SyncedTree,
     VenvPackages,
 )
-from deploys.layout import OWNER_FILE
 from deploys.runtime_env import parse_env_file
 from deploys.specs import (
     ModelWeightsSpec,
@@ -53,8 +53,7 @@ def os_platform(host: Host, spec: PlatformSpec) -> dict:
     platform = host.get_fact(HostPlatform)
     observed = {"os_id": platform["os"]["id"], "os_version": platform["os"]["version_id"], "arch": platform["arch"]}
     if spec.owner is not None:  # another stack claiming the host since is drift the next `up` reports
-        claimed = host.get_fact(FileContents, path=OWNER_FILE)
-        observed["owner"] = claimed[0].strip() if claimed else None
+        observed["owner"] = host.get_fact(HostOwner)
     return observed
 
 

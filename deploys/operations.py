@@ -16,13 +16,14 @@ from urllib.parse import urlsplit
 from pyinfra import host
 from pyinfra.api import FunctionCommand, OperationError, operation
 from pyinfra.api.command import StringCommand
-from pyinfra.facts.files import Directory, FileContents
+from pyinfra.facts.files import Directory
 from pyinfra.operations import files
 
 from artifacts import manifest as manifests
 from artifacts.manifest import MANIFEST_NAME
 from artifacts.packages.lockfile import normalize_name
 from deploys.facts import (
+    HostOwner,
     HostPlatform,
     InstalledDebs,
     Ipv4Addresses,
@@ -216,9 +217,10 @@ def venv_installed(spec: PythonEnvSpec):
     """
     venv = host.get_fact(VenvPackages, venv=spec.venv)
     home = str(PurePosixPath(spec.interpreter).parent)
-    if venv is not None and venv["home"] != home:
+    if venv is not None and (venv["home"] != home or venv["record"] is None):
         # Made by another interpreter (the OS's python3, before the stack brought its own): its
-        # packages would keep running on that one.
+        # packages would keep running on that one. Or never recorded: an install cut short (a full
+        # disk, a lost host), maybe before `venv` seeded pip, which the record needs.
         yield f"rm -rf {_q(spec.venv)}"
         venv = None
     record = venv and venv["record"]
@@ -378,8 +380,7 @@ def os_platform(spec: PlatformSpec):
 def host_owned(owner: str):
     """Preflight: the host runs no other stack (`OWNER_FILE`), then records this one as its owner.
     Two stacks on one host would overwrite each other's units, token, venvs and models."""
-    claimed = host.get_fact(FileContents, path=OWNER_FILE)
-    current = claimed[0].strip() if claimed else None
+    current = host.get_fact(HostOwner)
     if current == owner:
         host.noop(f"the host is the stack {owner}'s")
         return
@@ -394,8 +395,7 @@ def host_owned(owner: str):
 @operation()
 def host_released(owner: str):
     """Removes the owner record if it is this stack's (a host another stack took since is left alone)."""
-    claimed = host.get_fact(FileContents, path=OWNER_FILE)
-    if not claimed or claimed[0].strip() != owner:
+    if host.get_fact(HostOwner) != owner:
         host.noop(f"the host is not the stack {owner}'s")
         return
     yield f"rm -f {_q(OWNER_FILE)}"

@@ -1,10 +1,13 @@
 """Provisioning against two lab hosts, step by step the way `pulumi up` and `pulumi refresh` call
 the providers: provision, identical fingerprints, a no-op second run, each drift found by a
 refresh and repaired by the next apply on that node only, an unreachable host, a checksum
-mismatch, the OS preflight against a declared release, the NVIDIA preflight on a CPU host."""
+mismatch, the OS preflight against a declared release, the NVIDIA preflight on a CPU host, and
+faults in the middle of a step (a cut link during the weight push, a disk that fills during an
+install), each ending with the node as it should be."""
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -195,3 +198,82 @@ def test_nvidia_preflight_fails_on_a_lab_host_before_any_change(lab_nodes):
     )
     assert run_on("lab1", "find /opt /var/cache /var/lib /etc -newer /etc/hostname 2>/dev/null | md5sum") == before
 
+
+def _once_bytes_arrive(destination: str, fault) -> None:
+    """Waits (bounded) until the push has put bytes at `destination` on lab2, then strikes."""
+    deadline = time.monotonic() + 120
+    while int(run_on("lab2", f"du -sb {destination} 2>/dev/null | cut -f1 || echo 0").strip() or 0) < 1 << 20:
+        assert time.monotonic() < deadline, "the push never started"
+        time.sleep(0.2)
+    fault("lab2")
+
+
+FAULTS = {"link cut": ("isolate", "reconnect"), "host crash": ("crash", "start")}
+"""A fault in the middle of a push, as `lab.api` strikes it, and what undoes it (cable back, power on)."""
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_fault_during_the_weight_push_fails_naming_the_node_and_the_rerun_completes(
+    lab_nodes, node_specs_on_lab, tmp_path, fault
+):
+    """The push is slowed to 80 Mbit/s on lab2's link (tc) so the fault lands in its middle: the link
+    is cut (keepalives end the stalled stream) or the host dies (its disk stays). The step fails
+    naming node and step, and once the host is back the next apply sends what is missing and checks
+    every file."""
+    import subprocess
+
+    from lab import api
+
+    strike, undo = (getattr(api, name) for name in FAULTS[fault])
+    lab2 = lab_nodes[1]
+    link = next(host.link for host in api.hosts() if host.name == "lab2")
+    model = tmp_path / "model"
+    model.mkdir()
+    for index in range(4):
+        (model / f"model-{index}.safetensors").write_bytes(os.urandom(25 << 20))
+    (model / "config.json").write_text("{}")
+    destination = "/var/lib/ray-vllm-stack/models/push-fault-test"
+    spec = node_specs_on_lab["lab2"]["model-weights"].model_dump(mode="json")
+    spec["tree"].update(source=str(model), destination=destination, manifest=manifests.render(manifests.build_manifest(model)))
+    spec["keep_previous"] = 5
+    step = step_inputs("model-weights", ssh_target(lab2), spec, host_key_policy(lab2))
+    slow = ["tc", "qdisc", "add", "dev", link, "root", "tbf", "rate", "80mbit", "burst", "64kb", "latency", "400ms"]
+    subprocess.run(slow, check=True, timeout=30)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            push = pool.submit(apply_step, step)
+            _once_bytes_arrive(destination, strike)
+            started = time.monotonic()
+            with pytest.raises(StepError) as failed:
+                push.result(timeout=600)
+        print(f"{fault} ended the push after {time.monotonic() - started:.0f} s: {str(failed.value)[:200]}")
+        assert str(failed.value).startswith("model-weights on lab2: ")
+        undo("lab2")
+        subprocess.run(["tc", "qdisc", "del", "dev", link, "root"], timeout=30)  # a rebooted host's link is new
+        done = apply_step(step)  # the control: with the host back, the same step completes, verified
+        assert done["changed"] and 0 < done["pushed_bytes"]
+        run_on("lab2", f"cd {destination} && sha256sum --quiet -c MANIFEST.sha256")
+    finally:
+        undo("lab2")
+        subprocess.run(["tc", "qdisc", "del", "dev", link, "root"], timeout=30, capture_output=True)
+        run_on("lab2", f"rm -rf {destination}")
+
+
+def test_a_disk_that_fills_during_an_install_fails_clearly_and_the_rerun_completes(lab_nodes, node_specs_on_lab, provisioned):
+    """The venvs' disk is a 4 MiB tmpfs on lab2 while the package set installs: the step fails with
+    the node's own words; with room made, the next apply finishes the half-made venv and the node
+    is exactly as provisioned."""
+    venvs = stack_venv("cpu").rsplit("/", 1)[0]
+    lab2 = lab_nodes[1]
+    step = inputs(lab2, node_specs_on_lab, "python-env")
+    run_on("lab2", f"mount -t tmpfs -o size=4m rvs-full-disk-test {venvs}")
+    try:
+        with pytest.raises(StepError) as failed:
+            apply_step(step)
+        message = str(failed.value)
+        assert message.startswith("python-env on lab2: ") and "No space left on device" in message, message[-2000:]
+        run_on("lab2", f"mount -o remount,size=2g {venvs}")  # room made
+        repaired = apply_step(step)
+        assert repaired["changed"] and repaired["observed"] == provisioned["lab2"]["python-env"]["observed"]
+    finally:
+        run_on("lab2", f"umount {venvs} 2>/dev/null || true")

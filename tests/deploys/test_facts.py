@@ -84,3 +84,8 @@ def test_host_platform_from_real_outputs(release, driver):
         assert (platform["nvidia"]["driver"], platform["nvidia"]["cuda"]) == ("580.126.09", "13.0")
     else:
         assert platform["nvidia"] is None
+
+
+def test_host_owner_reads_the_first_line_and_an_empty_file_claims_nothing():
+    assert facts.HostOwner().process(["ray-vllm-stack/dev", ""]) == "ray-vllm-stack/dev"
+    assert facts.HostOwner().process([""]) is None

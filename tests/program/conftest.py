@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,10 +44,16 @@ class PulumiProject:
         self.run("stack", "init", name)
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            ["pulumi", *args, "--non-interactive"], cwd=self.workdir, env=self.env,
-            capture_output=True, text=True, timeout=900,
-        )
+        """`pulumi <args>` to its end (at most 15 min). Its output goes to files, not pipes: a process
+        it leaves behind holding a pipe would keep a reader waiting after pulumi itself is done."""
+        with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+            returncode = subprocess.run(
+                ["pulumi", *args, "--non-interactive"], cwd=self.workdir, env=self.env,
+                stdout=stdout, stderr=stderr, timeout=900,
+            ).returncode  # fmt: skip
+            stdout.seek(0)
+            stderr.seek(0)
+            result = subprocess.CompletedProcess(args, returncode, stdout.read(), stderr.read())
         if check and result.returncode != 0:
             raise AssertionError(f"pulumi {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result

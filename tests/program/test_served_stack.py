@@ -1,9 +1,12 @@
 """The main job on two lab hosts: Ray head + worker and vLLM with pipeline parallelism 2."""
 
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -231,3 +234,46 @@ def test_a_new_model_revision_and_package_serve_beside_the_previous_ones(served_
     assert completion(served_stack).strip()
     assert served_stack.planned_changes() == {}
 
+
+def test_a_release_that_fails_puts_the_verified_one_back_and_up_says_why(served_stack):
+    serving_before = {unit: on_host(host, f"cat /etc/systemd/system/{unit}").stdout for host, unit in SERVING_UNITS}
+    good = _edit_config(served_stack, lambda config: config["ray-vllm-stack:vllm"].update(extra_args=["--no-such-flag"]))
+    try:
+        failed = served_stack.timed("failed release and rollback", "up", "--yes", "--skip-preview", check=False)
+    finally:
+        (served_stack.project.workdir / "Pulumi.dev.yaml").write_text(good)
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0
+    assert "--no-such-flag" in output and "back on the last verified release" in output, output[-3000:]
+    # The control: the same hosts serve, from the same units, and the stack has nothing to do.
+    assert {unit: on_host(host, f"cat /etc/systemd/system/{unit}").stdout for host, unit in SERVING_UNITS} == serving_before
+    assert completion(served_stack).strip()
+    assert served_stack.planned_changes() == {}
+
+
+def test_a_controller_killed_during_a_release_recovers_with_cancel_refresh_and_up(served_stack):
+    """The controller dies while the hosts switch over (CI cancelled, laptop closed); the recovery
+    the README gives brings the stack to the new release, serving, with nothing left to do."""
+    project = served_stack.project
+    _edit_config(served_stack, lambda config: config["ray-vllm-stack:vllm"].update(max_model_len=512))
+    up = subprocess.Popen(
+        ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"], cwd=project.workdir, env=project.env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while "--max-model-len=512" not in on_host("lab1", "cat /etc/systemd/system/rvs-vllm.service").stdout:
+            assert up.poll() is None and time.monotonic() < deadline, "the release never reached vLLM's unit"
+            time.sleep(1)
+    finally:
+        os.killpg(up.pid, signal.SIGKILL)  # the group started above: pulumi, its providers, their ssh
+        up.wait(timeout=60)
+    locks = sorted(str(path.relative_to(project.workdir)) for path in (project.workdir / "state").rglob("locks/**/*.json"))
+    locked = project.run("up", "--yes", "--skip-preview", check=False)
+    assert locked.returncode != 0 and "locked" in locked.stdout + locked.stderr, locks  # what the user meets first
+    project.run("cancel", "--yes")
+    project.run("refresh", "--yes", "--clear-pending-creates", "--skip-preview")
+    served_stack.timed("up after a killed controller", "up", "--yes", "--skip-preview")
+    assert "--max-model-len=512" in on_host("lab1", "cat /etc/systemd/system/rvs-vllm.service").stdout
+    assert completion(served_stack).strip()
+    assert served_stack.planned_changes() == {}
