@@ -232,7 +232,8 @@ def venv_installed(spec: PythonEnvSpec):
     uv = f"{_installer_env(spec)} {_q(f'{wheelhouse}/{spec.installer}')} pip"
     target = f"--python {_q(python)} --quiet"
     if venv is None:
-        yield f"{_q(spec.interpreter)} -m venv {_q(spec.venv)}"
+        # ensurepip run by itself, not by `venv`, which would hide pip's words (a full disk, say).
+        yield f"{_q(spec.interpreter)} -m venv --without-pip {_q(spec.venv)} && {_q(python)} -m ensurepip --default-pip"
     yield (
         f"{uv} install {target} --compile-bytecode --only-binary :all: --require-hashes --no-deps "
         f"{wheel_source(spec)} --requirement {_q(f'{wheelhouse}/{spec.lock_file}')}"

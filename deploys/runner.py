@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import re
 import socket
 import subprocess
 import sys
@@ -142,6 +143,16 @@ class HostResult:
 
 
 WORKER = "deploys.worker"
+OUTPUT_TAIL = 12
+"""Lines of a failed command's output an error quotes."""
+_ERROR_LINE = re.compile(r"^\s*(ERROR|error|E):")
+
+
+def why_lines(output: list[str]) -> list[str]:
+    """The output's tail, after the last error lines above it (pip's `ERROR:`, uv's `error:`, apt's
+    `E:`): a tool's traceback would otherwise push the one line that says why out of the tail."""
+    head, tail = output[:-OUTPUT_TAIL], output[-OUTPUT_TAIL:]
+    return [line for line in head if _ERROR_LINE.match(line)][-3:] + tail
 """The module the child process runs (tests put a fake in its place)."""
 
 

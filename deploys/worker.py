@@ -24,11 +24,17 @@ from pyinfra.api.state import StateStage  # noqa: E402
 from pyinfra.context import ctx_host, ctx_state  # noqa: E402
 
 from deploys import sudo  # noqa: E402
-from deploys.runner import SSH_CONNECT_TIMEOUT_S, connection_data, keep_alive, resolve  # noqa: E402
+from deploys.runner import (  # noqa: E402
+    OUTPUT_TAIL,
+    SSH_CONNECT_TIMEOUT_S,
+    connection_data,
+    keep_alive,
+    resolve,
+    why_lines,
+)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _PREFIX = re.compile(r"^\[(?P<host>[^\]]+)\]\s*(?P<message>.*)$")
-_TAIL = 12
 
 
 class HostErrorLog(logging.Handler):
@@ -180,9 +186,9 @@ def _failed_operation(state, host, errors_log: HostErrorLog) -> str:
         if meta.is_complete() and meta.did_error():
             names = ", ".join(state.get_op_meta(op_hash).names)
             output = meta.stderr_lines or meta.stdout_lines
-            why = host.data.get("transfer_error") or "\n".join(output[-_TAIL:])
+            why = host.data.get("transfer_error") or "\n".join(why_lines(output))
             return f"{names}: {why or '; '.join(errors_log.lines[host.name][-3:]) or 'failed'}"
-    return "; ".join(errors_log.lines[host.name][-_TAIL:]) or "failed while preparing"
+    return "; ".join(errors_log.lines[host.name][-OUTPUT_TAIL:]) or "failed while preparing"
 
 
 def main() -> None:

@@ -91,3 +91,11 @@ def test_the_default_timeout_is_shorter_when_only_observing(monkeypatch, tmp_pat
         with pytest.raises(DeployError):
             run_deploy(hosts, deploy_fn, observe="deploys.observe:python_runtime", log_name="timeouts", spec=SPEC)
     assert seen == [runner.DEPLOY_TIMEOUT_S, runner.OBSERVE_TIMEOUT_S]
+
+
+def test_the_line_that_says_why_stays_above_a_traceback():
+    output = ["Looking in links: /tmp/x", "ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device"]
+    output += [f"  traceback line {index}" for index in range(20)]
+    why = runner.why_lines(output)
+    assert why[0].startswith("ERROR: Could not install") and why[1:] == output[-12:]
+    assert runner.why_lines(output[-5:]) == output[-5:]  # the control: a short output is all kept, nothing added
