@@ -252,7 +252,7 @@ AmiId = Annotated[
 SubnetId = Annotated[
     str, Field(pattern=r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$", description="`subnet-` and 8 or 17 hex digits.")
 ]
-TagKey = Annotated[str, Field(pattern=r"^(?!aws:)[A-Za-z0-9_.:/=+@-]{1,127}$", description="An EC2 tag key.")]
+TagKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:/=+@-]{1,127}$", description="An EC2 tag key.")]
 TagValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9 _.:/=+@-]{0,255}$", description="An EC2 tag value.")]
 
 
@@ -273,6 +273,16 @@ class CloudHostGroup(StrictModel):
     market: Literal["on-demand", "spot"] = Field("on-demand", description="Spot: cheaper, but AWS may take it back.")
     role: Literal["head", "worker"] = Field("worker", description="`head` for a group of count 1 only.")
     tags: dict[TagKey, TagValue] = Field({}, description="Extra tags on the group's instances and volumes.")
+
+    @field_validator("tags")
+    @classmethod
+    def _own_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        taken = sorted(key for key in value if key.startswith(("aws:", "ray-vllm-stack:")) or key == "Name")
+        if taken:
+            raise ValueError(
+                f"{', '.join(taken)}: `aws:` keys are AWS's, `Name` and `ray-vllm-stack:` ones the stack's; rename them"
+            )
+        return value
 
 
 class CloudConfig(StrictModel):
