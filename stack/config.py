@@ -346,6 +346,9 @@ class StackConfig(StrictModel):
     def head(self) -> HostConfig:
         return next(host for host in self.hosts if host.role == "head")
 
+    def host(self, name: str) -> HostConfig:
+        return next(host for host in self.hosts if host.name == name)
+
     @property
     def accelerator(self) -> Literal["nvidia", "cpu"]:
         """The cluster's kind; validation rejects a mix, so the first host speaks for all."""
