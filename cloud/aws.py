@@ -128,8 +128,8 @@ def ip_permissions(group_id: str, rules: Iterable[dict[str, Any]]) -> list[dict[
     for rule in rules:
         permission: dict[str, Any] = {
             "IpProtocol": "tcp",
-            "FromPort": rule["from_port"],
-            "ToPort": rule["to_port"],
+            "FromPort": int(rule["from_port"]),  # Pulumi's state hands numbers back as floats
+            "ToPort": int(rule["to_port"]),
             "IpRanges": [{"CidrIp": cidr, "Description": rule["purpose"][:255]} for cidr in rule["cidrs"]],
         }
         if rule.get("members"):
