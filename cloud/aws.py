@@ -42,8 +42,9 @@ class Endpoint:
     endpoint_url: str | None = None
 
     def client(self):
-        """A new client per call: a provider is pickled into state, a client must never be."""
-        return boto3.client("ec2", region_name=self.region, endpoint_url=self.endpoint_url)
+        """A new session and client per call: a provider is pickled into state, a client must never be,
+        and boto3's default session would keep the first credentials it found (an SSO token expires)."""
+        return boto3.session.Session().client("ec2", region_name=self.region, endpoint_url=self.endpoint_url)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,12 @@ def tag_list(tags: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"Key": key, "Value": value} for key, value in tags]
 
 
+def tag_specifications(kind: str, tags: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """EC2 refuses a tag specification without tags."""
+    listed = tag_list(tags)
+    return [{"ResourceType": kind, "Tags": listed}] if listed else []
+
+
 def _call(stage: str, function: Callable[..., Any], **kwargs: Any) -> Any:
     try:
         return function(**kwargs)
@@ -89,7 +96,7 @@ def import_key_pair(endpoint: Endpoint, name: str, public_key: str, tags: Iterab
     answer = _call(
         f"importing key pair {name}", endpoint.client().import_key_pair,
         KeyName=name, PublicKeyMaterial=public_key.encode(),
-        TagSpecifications=[{"ResourceType": "key-pair", "Tags": tag_list(tags)}],
+        TagSpecifications=tag_specifications("key-pair", tags),
     )  # fmt: skip
     return answer["KeyPairId"]
 
@@ -116,7 +123,7 @@ def create_security_group(
     answer = _call(
         f"creating security group {name}", endpoint.client().create_security_group,
         GroupName=name, Description=description, VpcId=vpc_id,
-        TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list(tags)}],
+        TagSpecifications=tag_specifications("security-group", tags),
     )  # fmt: skip
     return answer["GroupId"]
 
