@@ -10,6 +10,7 @@ import pytest
 
 from cloud import aws
 
+
 @pytest.fixture
 def endpoint(moto_ec2) -> aws.Endpoint:
     return aws.Endpoint("us-east-1", moto_ec2)
