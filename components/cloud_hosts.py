@@ -44,7 +44,7 @@ from cloud.aws import (
     wait_running,
 )
 from components.cluster_hosts import HostAddresses
-from stack.cloud import SSH_PORT, ingress_rules, stack_tags
+from stack.cloud import SSH_PORT, ingress_rules, ssh_rules, stack_tags
 from stack.config import StackConfig
 
 ENDPOINT_KEYS = ("region", "endpoint_url")
@@ -265,6 +265,8 @@ class CloudHosts(pulumi.ComponentResource):
              "tags": tags},
             child,
         )  # fmt: skip
+        ssh = AwsIngress(f"{name}-ssh", {**endpoint, "group_id": group.group_id, "rules": ssh_rules(cloud)}, child)
+        launch = pulumi.ResourceOptions(parent=self, depends_on=[ssh])  # `up` waits for each instance's SSH
         groups = {group_config.name: group_config for group_config in cloud.groups}
         instances: dict[str, AwsInstance] = {}
         for host in config.hosts:
@@ -277,13 +279,13 @@ class CloudHosts(pulumi.ComponentResource):
                  "disk_gb": settings.disk_gb, "subnet_id": settings.subnet_id, "market": settings.market,
                  "key_name": key_pair.key_name, "security_group_id": group.group_id,
                  "tags": {**settings.tags, **tags}, "ssh_wait_s": cloud.ssh_wait_s, "address_map": args.address_map},
-                child,
+                launch,
             )  # fmt: skip
         inventory = [str(host.address) for host in config.hosts if host.cloud_group is None]
         public = cloud.cluster_network == "public"
         members = pulumi.Output.all(*(instance.public_address for instance in instances.values() if public))
         AwsIngress(
-            f"{name}-ingress",
+            f"{name}-cluster-ingress",
             {**endpoint, "group_id": group.group_id,
              "rules": members.apply(lambda addresses: ingress_rules(config, [*inventory, *filter(None, addresses)]))},
             child,

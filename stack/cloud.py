@@ -109,25 +109,28 @@ def with_addresses(config: StackConfig, addresses: dict[str, dict[str, str | Non
     return config.model_copy(update={"hosts": hosts})
 
 
+def ssh_rules(cloud: CloudConfig) -> list[dict]:
+    """SSH from `cloud.ssh_allow_from`: open before the instances launch, since `up` waits for their SSH."""
+    cidrs = sorted(str(network) for network in cloud.ssh_allow_from)
+    return [{"from_port": SSH_PORT, "to_port": SSH_PORT, "members": False, "purpose": "SSH from the controller",
+             "cidrs": cidrs}]  # fmt: skip
+
+
 def ingress_rules(config: StackConfig, member_addresses: list[str]) -> list[dict]:
-    """The security group's rules: the stack's ports (`stack.firewall.port_rules`, the same table as the
-    host firewall and `required_ports`) from the same sources, and SSH from `cloud.ssh_allow_from`.
+    """The security group's rules for the cluster: the stack's ports (`stack.firewall.port_rules`, the
+    same table as the host firewall and `required_ports`) from the same sources.
 
     Members are the group itself (instances talking over private addresses) plus `member_addresses`
     as /32: the inventory's hosts, and the instances' own public addresses when the cluster talks
     over those (EC2 matches a group reference on private addresses only). The group opens every
     port rule on every instance; the host firewall narrows the head-only ones."""
     security = config.security
-    cloud = config.cloud
     sources = {
         MEMBERS: sorted({f"{address}/32" for address in member_addresses}),
         API_CONSUMERS: sorted(str(network) for network in security.api_allow_from),
         RAY_CLIENTS: sorted(str(network) for network in security.ray_clients_from),
     }
-    rules = [
-        {"from_port": SSH_PORT, "to_port": SSH_PORT, "members": False, "purpose": "SSH from the controller",
-         "cidrs": sorted(str(network) for network in cloud.ssh_allow_from)}  # fmt: skip
-    ]
+    rules = []
     for rule in port_rules(config.ports, security, config.ray):
         if not rule.sources:
             continue

@@ -113,7 +113,8 @@ class CloudMocks(pulumi.runtime.Mocks):
 @pytest.fixture
 def mocks():
     mocks = CloudMocks()
-    pulumi.runtime.set_mocks(mocks, preview=False, monitor=RecordingMonitor(mocks))
+    mocks.monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, preview=False, monitor=mocks.monitor)
     return mocks
 
 
@@ -175,8 +176,11 @@ def test_cloud_hosts_component_tags_everything_and_keeps_credentials_out(mocks, 
         worker = inputs["cloud-a10g-1"]
         assert (worker["instance_type"], worker["tags"]["team"], worker["ssh_wait_s"]) == ("g5.xlarge", "ml", 600)
         assert worker["security_group_id"] == "sg-1"
-        ssh = inputs["cloud-ingress"]["rules"][0]
+        (ssh,) = inputs["cloud-ssh"]["rules"]
         assert (ssh["from_port"], ssh["cidrs"]) == (22, ["203.0.113.10/32"])
+        assert {rule["from_port"] for rule in inputs["cloud-cluster-ingress"]["rules"]} >= {6379, 8000, 32768}
+        # Instances launch once SSH is open (`up` waits for it), whatever the cluster rules wait for.
+        assert any(dep.endswith("::cloud-ssh") for dep in mocks.monitor.registrations["cloud-a10g-1"]["dependencies"])
         assert "never-in-state" not in json.dumps(inputs)
 
     return cloud.instance_ids.apply(check)

@@ -71,7 +71,7 @@ def test_preview_of_aws_pair_plans_the_split_before_any_instance(pulumi_project,
     pulumi_project.new_stack("aws-pair", aws_pair_config(tmp_path, moto_ec2))
     preview = json.loads(pulumi_project.run("preview", "--json").stdout)
     created = {step["urn"].split("::")[-1] for step in preview["steps"] if step["op"] == "create"}
-    assert {"cloud-key-pair", "cloud-security-group", "cloud-ingress", "cloud-l40s-1", "cloud-a10g-1"} <= created
+    assert {"cloud-key-pair", "cloud-security-group", "cloud-ssh", "cloud-cluster-ingress", "cloud-l40s-1", "cloud-a10g-1"} <= created
     # The rented hosts are nodes like any other: the same steps, waiting for their addresses.
     assert {"l40s-1-nvidia-preflight", "a10g-1-model-weights", "serving-release"} <= created
     text = pulumi_project.run("preview").stdout

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from artifacts.paths import REPO_ROOT
-from stack.cloud import hourly_cost, ingress_rules, with_addresses
+from stack.cloud import hourly_cost, ingress_rules, ssh_rules, with_addresses
 from stack.serving import serving_plan
 from stack.validation import ConfigError, load_stack_config
 
@@ -98,9 +98,10 @@ def test_private_cluster_network_keeps_ssh_on_the_public_address(raw):
 
 def test_security_group_rules_follow_the_firewall_table(raw):
     config = load(raw)
+    assert ssh_rules(config.cloud) == [{"from_port": 22, "to_port": 22, "members": False,
+                                        "purpose": "SSH from the controller", "cidrs": ["203.0.113.10/32"]}]  # fmt: skip
     rules = ingress_rules(config, [])
-    assert rules[0] == {"from_port": 22, "to_port": 22, "members": False, "purpose": "SSH from the controller",
-                        "cidrs": ["203.0.113.10/32"]}  # fmt: skip
+    assert 22 not in {rule["from_port"] for rule in rules}
     by_port = {rule["from_port"]: rule for rule in rules}
     assert by_port[8000]["cidrs"] == ["0.0.0.0/0"] and not by_port[8000]["members"]  # security.api_allow_from
     assert by_port[32768] == {**by_port[32768], "to_port": 60999, "members": True, "cidrs": []}
