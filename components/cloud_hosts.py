@@ -18,6 +18,7 @@ address the cloud reports -> the address to use instead) and the SSH wait's leng
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -55,8 +56,12 @@ instance is not what a serving cluster wants); `tags`, `ssh_wait_s` and `address
 
 
 ADDRESS_MAP_VARIABLE = "RVS_CLOUD_ADDRESS_MAP"
-"""A JSON file `{"<address the cloud reports>": "<address to use>"}`: how a test harness points the
-instances moto launches (which boot nothing) at lab hosts that do answer SSH. Unset for real clouds."""
+"""A JSON file `{"<host name or address the cloud reports>": "<address to use>"}`: how a test harness
+points the instances moto launches (which boot nothing) at lab hosts that do answer SSH. A host name
+(`l40s-1`) replaces both of that instance's addresses, known before `up`; an address only itself.
+Unset for real clouds."""
+
+HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
 
 def address_map_from(environ: Mapping[str, str]) -> dict[str, str]:
@@ -64,8 +69,11 @@ def address_map_from(environ: Mapping[str, str]) -> dict[str, str]:
     if not path:
         return {}
     mapping = json.loads(Path(path).read_text())
-    # Only addresses: they land in state and in every host's SSH target.
-    return {str(IPv4Address(source)): str(IPv4Address(target)) for source, target in mapping.items()}
+    # Only names and addresses: they land in state and in every host's SSH target.
+    return {
+        source if HOST_NAME.match(source) else str(IPv4Address(source)): str(IPv4Address(target))
+        for source, target in mapping.items()
+    }
 
 
 def _endpoint(props: dict[str, Any]) -> Endpoint:
@@ -146,7 +154,10 @@ def instance_outputs(props: dict[str, Any], instance) -> dict[str, Any]:
     """What the stack uses of a running instance: its addresses after `address_map`, and as reported."""
     mapping = props.get("address_map") or {}
     reported = {"private": instance.private_address, "public": instance.public_address}
-    mapped = {kind: mapping.get(address, address) if address else None for kind, address in reported.items()}
+    if props["name"] in mapping:
+        mapped = {"private": mapping[props["name"]], "public": None}
+    else:
+        mapped = {kind: mapping.get(address, address) if address else None for kind, address in reported.items()}
     return {
         **props,
         "instance_id": instance.instance_id,
