@@ -1,13 +1,18 @@
 """The ray-vllm-stack program: read the typed stack config, compose the components, export outputs."""
 
+import os
+
 import pulumi
 
 from components.artifacts import DebPackages, ModelArtifact, PythonInterpreter, Wheelhouse
+from components.cloud_hosts import CloudHosts, CloudHostsArgs, address_map_from
+from components.cluster_hosts import resolved_config
 from components.node import Node, NodeArgs
 from components.secrets import ClusterSecrets, ClusterSecretsArgs, GeneratedCertificate
 from components.serving import Serving, ServingArgs
 from components.stack_inputs import identical_nodes, read_stack_config, stop_on_config_error
 from deploys.layout import PYTHON_PREFIX
+from stack.cloud import hourly_cost
 from stack.hosts import host_key_policy
 from stack.node_steps import SYSTEM_PACKAGES, NodeInputs, pushed_release, pushed_releases, stack_venv
 from stack.serving import serving_plan
@@ -19,12 +24,20 @@ node_inputs = {host.name: NodeInputs.from_config(config, host, owner) for host i
 with stop_on_config_error():
     plan = serving_plan(config, node_inputs[config.head.name].model_path())
 
+# Rented hosts first: their addresses exist once their instances do; every host of the stack then
+# reaches the node, Ray and vLLM components the same way, through `addressed`.
+cloud = None
+if config.cloud is not None:
+    address_map = address_map_from(os.environ)
+    cloud = CloudHosts("cloud", CloudHostsArgs(config=config, owner=owner, address_map=address_map))
+addressed = resolved_config(config, cloud.hosts if cloud is not None else [])
+
 
 sudo_password = config.sudo_password and pulumi.Output.secret(config.sudo_password.get_secret_value())
 cluster_secrets = ClusterSecrets("cluster", ClusterSecretsArgs(ray_token=config.ray_token, api_key=config.api_key))
 
 if config.security.tls == "self-signed":
-    generated = GeneratedCertificate("api-certificate", str(config.head.address))
+    generated = GeneratedCertificate("api-certificate", addressed.apply(lambda known: str(known.head.address)))
     certificate = pulumi.Output.all(generated.certificate, generated.key)
     tls_fingerprint = generated.fingerprint
 elif config.security.tls == "files":
@@ -65,6 +78,9 @@ nodes = {
             host_keys=host_key_policy(host),
             purge_caches=config.purge_caches,
             sudo_password=sudo_password,
+            addressed=addressed.apply(
+                lambda known, name=host.name: NodeInputs.from_config(known, known.host(name), owner)
+            ),
         ),
     )
     for host in config.hosts
@@ -85,6 +101,7 @@ serving = Serving(
         after=list(nodes.values()),
         certificate=certificate,
         sudo_password=sudo_password,
+        addressed=addressed,
     ),
 )
 
@@ -100,10 +117,13 @@ pulumi.export("max_model_len", plan.max_model_len)
 pulumi.export("required_ports", serving.required_ports)
 pulumi.export(
     "nodes",
-    [
+    addressed.apply(lambda known: [
         {"name": host.name, "address": str(host.address), "role": host.role, "accelerator": host.accelerator,
          "gpus": [gpu.model_dump() for gpu in host.gpus]}
-        for host in config.hosts
-    ],
+        for host in known.hosts
+    ]),
 )  # fmt: skip
 pulumi.export("fingerprints", fingerprints)
+if cloud is not None:
+    pulumi.export("hourly_cost", hourly_cost(config.cloud))
+    pulumi.export("cloud_instances", cloud.instance_ids)

@@ -20,7 +20,7 @@ class HostFacts(NodeStep, module="hosts", name="HostFacts"):
     def __init__(
         self,
         name: str,
-        host: SshTarget,
+        host: SshTarget | pulumi.Output[SshTarget],
         host_keys: HostKeyPolicy,
         sudo_password: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,

@@ -41,6 +41,9 @@ class NodeArgs:
     """Let `destroy` also delete the node's interpreter, wheelhouse and weights."""
     sudo_password: pulumi.Output[str] | None = None
     """The login user's sudo password (a secret), for a host reached through sudo that needs one."""
+    addressed: pulumi.Output[NodeInputs] | None = None
+    """`inputs` once every host's address is known (from `components.cluster_hosts.resolved_config`):
+    a cloud host's own, and its peers' for the firewall. None: `inputs` holds them all already."""
 
 
 class Node(pulumi.ComponentResource):
@@ -62,29 +65,29 @@ class Node(pulumi.ComponentResource):
         given = args.debs.node_release if args.debs is not None else None
         if given != release:
             raise ValueError(f"{host.name} needs the .debs of {release or 'no release'}, was given {given or 'none'}")
-        target = ssh_target(host)
+        addressed = args.addressed if args.addressed is not None else pulumi.Output.from_input(args.inputs)
+        target = addressed.apply(lambda inputs: ssh_target(inputs.host))
+        sudo_password = args.sudo_password if host.ssh.uses_sudo else None
         artifacts = {
             "debs": args.debs.files() if args.debs is not None else pulumi.Output.from_input(None),
             "python": args.python.files(),
             "wheelhouse": args.wheelhouse.files(),
             "model": args.model.files(),
         }
-        facts = HostFacts(f"{name}-facts", target, args.host_keys, args.sudo_password, opts=pulumi.ResourceOptions(parent=self))
+        facts = HostFacts(f"{name}-facts", target, args.host_keys, sudo_password, opts=pulumi.ResourceOptions(parent=self))
         steps: dict[str, NodeStep] = {}
         previous: NodeStep = facts
         for definition in steps_for(args.inputs):
-            if definition.needs:
-                spec = pulumi.Output.all(*(artifacts[need] for need in definition.needs)).apply(
-                    lambda values, definition=definition: _json(
-                        definition.build(with_artifacts(args.inputs, definition, tuple(values)))
-                    )
+            # Steps are chosen from the static inputs; their specs are built once the addresses are known.
+            spec = pulumi.Output.all(addressed, *(artifacts[need] for need in definition.needs)).apply(
+                lambda values, definition=definition: _json(
+                    definition.build(with_artifacts(values[0], definition, tuple(values[1:])))
                 )
-            else:
-                spec = _json(definition.build(args.inputs))
+            )
             after = [previous] if definition.after is None else [steps[step] for step in definition.after]
             previous = steps[definition.name] = NodeStep(
                 f"{name}-{definition.name}", definition.name, target, spec, args.host_keys,
-                purge_cache=args.purge_caches, sudo_password=args.sudo_password,
+                purge_cache=args.purge_caches, sudo_password=sudo_password,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=after),
             )  # fmt: skip
 

@@ -57,7 +57,7 @@ class StepError(RuntimeError):
 
 def step_inputs(
     step: str,
-    host: SshTarget,
+    host: SshTarget | pulumi.Output[SshTarget],
     spec: Any,
     host_keys: HostKeyPolicy,
     purge_cache: bool = False,
@@ -67,13 +67,15 @@ def step_inputs(
     """A step resource's inputs; `spec` is the step's spec as JSON (or an Output of it), plain in
     state so a preview shows which of its fields change. `secrets` ({path: content} of the spec's
     secret files, a secret Output) travels beside it and, with `sudo_password` (only for a host
-    reached through sudo), is all that state keeps encrypted."""
+    reached through sudo), is all that state keeps encrypted. `host` is an Output where its address
+    comes later (a cloud host's); the caller then passes `sudo_password` only for a host using sudo."""
+    known = isinstance(host, SshTarget)
     return {
         "step": step,
-        "host": host.model_dump(mode="json"),
+        "host": host.model_dump(mode="json") if known else host.apply(lambda target: target.model_dump(mode="json")),
         "spec": spec,
         "secrets": secrets,
-        "sudo_password": sudo_password if host.sudo else None,
+        "sudo_password": sudo_password if not known or host.sudo else None,
         "code": deploy_code_digest(),
         "host_keys": {"known_hosts_file": host_keys.known_hosts_file, "strict": host_keys.strict},
         "purge_cache": purge_cache,
@@ -274,7 +276,7 @@ class NodeStep(pulumi.dynamic.Resource, module="provisioning", name="NodeStep"):
         self,
         name: str,
         step: str,
-        host: SshTarget,
+        host: SshTarget | pulumi.Output[SshTarget],
         spec: pulumi.Input[dict] | None,
         host_keys: HostKeyPolicy,
         purge_cache: bool = False,

@@ -103,15 +103,19 @@ class ServingRelease(pulumi.dynamic.Resource, module="provisioning", name="Servi
         self,
         name: str,
         config: StackConfig,
-        spec: ReleaseSpec,
+        addressed: pulumi.Output[StackConfig],
+        spec: pulumi.Output[ReleaseSpec],
         secrets: pulumi.Input[dict],
         sudo_password: pulumi.Input[str] | None,
         opts: pulumi.ResourceOptions | None = None,
     ):
+        """`config` decides what is static (hosts, keys, sudo); `addressed` is it with every address known."""
         props = {
-            "hosts": {host.name: ssh_target(host).model_dump(mode="json") for host in config.hosts},
+            "hosts": addressed.apply(
+                lambda known: {host.name: ssh_target(host).model_dump(mode="json") for host in known.hosts}
+            ),
             "host_keys": {host.name: dataclasses.asdict(host_key_policy(host)) for host in config.hosts},
-            "spec": spec.model_dump(mode="json"),
+            "spec": spec.apply(lambda known: known.model_dump(mode="json")),
             "secrets": secrets,
             "sudo_password": sudo_password if any(host.ssh.uses_sudo for host in config.hosts) else None,
             "code": deploy_code_digest(),
@@ -139,6 +143,16 @@ class ServingArgs:
     """(certificate PEM, key PEM) of the API front, with TLS on."""
     sudo_password: pulumi.Output[str] | None = None
     """For hosts reached through sudo with a password (a secret)."""
+    addressed: pulumi.Output[StackConfig] | None = None
+    """`config` once every host's address is known (`components.cluster_hosts.resolved_config`);
+    None: `config` holds them all already."""
+
+
+def dashboard_url(config: StackConfig) -> str | None:
+    if not config.ray.dashboard:
+        return None
+    host = config.head.address if config.security.dashboard_bind == "cluster" else "127.0.0.1"
+    return f"http://{host}:{config.ports.dashboard}"
 
 
 class Serving(pulumi.ComponentResource):
@@ -155,18 +169,19 @@ class Serving(pulumi.ComponentResource):
         secrets = pulumi.Output.all(args.ray_token, args.api_key, certificate).apply(
             lambda values: release_secrets(values[0], values[1], values[2] and tuple(values[2]))
         )
+        addressed = args.addressed if args.addressed is not None else pulumi.Output.from_input(config)
         release = ServingRelease(
-            f"{name}-release", config, release_spec(config, args.plan, args.venv), pulumi.Output.secret(secrets),
+            f"{name}-release", config, addressed,
+            addressed.apply(lambda known: release_spec(known, args.plan, args.venv)), pulumi.Output.secret(secrets),
             args.sudo_password, opts=pulumi.ResourceOptions(parent=self, depends_on=args.after),
         )  # fmt: skip
-        head, ports = config.head, config.ports
-        self.ray_address = pulumi.Output.from_input(f"{head.address}:{ports.gcs}")
-        dashboard_host = head.address if config.security.dashboard_bind == "cluster" else "127.0.0.1"
-        self.dashboard_url = pulumi.Output.from_input(
-            f"http://{dashboard_host}:{ports.dashboard}" if config.ray.dashboard else None
+        ports = config.ports
+        self.ray_address = addressed.apply(lambda known: f"{known.head.address}:{ports.gcs}")
+        self.dashboard_url = addressed.apply(lambda known: dashboard_url(known))
+        self.required_ports = addressed.apply(
+            lambda known: required_ports(known.head, ports, known.security, known.ray)
         )
-        self.required_ports = pulumi.Output.from_input(required_ports(head, ports, config.security, config.ray))
-        self.endpoint_url = release.id.apply(lambda _: endpoint_url(config))
+        self.endpoint_url = pulumi.Output.all(release.id, addressed).apply(lambda values: endpoint_url(values[1]))
         self.openai_base_url = self.endpoint_url.apply(lambda url: f"{url}/v1")
         self.register_outputs(
             {

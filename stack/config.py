@@ -47,6 +47,11 @@ class Gpu(StrictModel):
 
 
 class SshSettings(StrictModel):
+    address: IPv4Address | None = Field(
+        None,
+        description="Where SSH connects when it is not the cluster address (a cloud host's public address, set "
+        "by the stack once the instance exists); the host's `address` otherwise.",
+    )
     user: PosixUser = "root"
     port: Port = 22
     key_file: Path
@@ -68,7 +73,10 @@ class SshSettings(StrictModel):
 
 class HostConfig(StrictModel):
     name: Name
-    address: IPv4Address = Field(description="The host's cluster address: Ray, vLLM and NCCL/GLOO traffic use it.")
+    address: IPv4Address | None = Field(
+        description="The host's cluster address: Ray, vLLM and NCCL/GLOO traffic use it. Unknown (None) only for "
+        "a host of `cloud.groups` until its instance exists."
+    )
     ssh: SshSettings
     role: Literal["head", "worker"]
     accelerator: Literal["nvidia", "cpu"]
@@ -84,6 +92,9 @@ class HostConfig(StrictModel):
         None,
         description="The OS release the host runs (`debian-12`, `ubuntu-24.04`, ...), when known: "
         "checked at preview against the supported ones, and at `up` against the node.",
+    )
+    cloud_group: Name | None = Field(
+        None, description="The `cloud.groups[].name` this host was made from (set by the stack, never in an inventory)."
     )
 
     @property
@@ -234,10 +245,83 @@ class VllmSettings(StrictModel):
     extra_args: list[str] = []
 
 
+
+AmiId = Annotated[
+    str, Field(pattern=r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$", description="An AMI id: `ami-` and 8 or 17 hex digits.")
+]
+SubnetId = Annotated[
+    str, Field(pattern=r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$", description="`subnet-` and 8 or 17 hex digits.")
+]
+TagKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:/=+@-]{1,127}$", description="An EC2 tag key.")]
+TagValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9 _.:/=+@-]{0,255}$", description="An EC2 tag value.")]
+
+
+class CloudHostGroup(StrictModel):
+    """`count` identical instances; each becomes a host `<name>-<i>` (i from 1) of the cluster."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,49}$", description="Names the group's hosts `<name>-<i>`.")
+    instance_type: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{0,15}\.[a-z0-9]{1,16}$",
+        description="An EC2 instance type of the shipped table (`cloud/instance_types.py`): its GPUs plan the model at preview.",
+    )
+    count: int = Field(1, ge=1, le=16)
+    image: AmiId
+    os: PlatformKey = Field(description="The release the image runs (`ubuntu-24.04`, ...): `up` holds the node to it.")
+    disk_gb: int = Field(200, ge=8, le=16384, description="The root volume (gp3), GiB: the venv and weights live there.")
+    subnet_id: SubnetId | None = Field(None, description="The subnet (and so the VPC); the default VPC's otherwise.")
+    ssh_user: PosixUser = Field("ubuntu", description="The image's login user (ubuntu, debian, admin...).")
+    market: Literal["on-demand", "spot"] = Field("on-demand", description="Spot: cheaper, but AWS may take it back.")
+    role: Literal["head", "worker"] = Field("worker", description="`head` for a group of count 1 only.")
+    tags: dict[TagKey, TagValue] = Field({}, description="Extra tags on the group's instances and volumes.")
+
+    @field_validator("tags")
+    @classmethod
+    def _own_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        taken = sorted(key for key in value if key.startswith(("aws:", "ray-vllm-stack:")) or key == "Name")
+        if taken:
+            raise ValueError(
+                f"{', '.join(taken)}: `aws:` keys are AWS's, `Name` and `ray-vllm-stack:` ones the stack's; rename them"
+            )
+        return value
+
+
+class CloudConfig(StrictModel):
+    """GPU instances the stack rents, created at `up` and terminated at `destroy`, next to the inventory's hosts."""
+
+    provider: Literal["aws"] = Field(description="Only AWS (EC2, through boto3) so far.")
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]{1,2}$", description="e.g. us-east-1.")
+    endpoint_url: Url | None = Field(
+        None, description="An AWS-compatible EC2 endpoint (a local moto_server in tests); AWS's own otherwise."
+    )
+    public_key_file: Path = Field(
+        description="An OpenSSH public key (`.pub`) imported as the instances' key pair; its private half (the same "
+        "path without `.pub`) is the SSH key the stack logs in with."
+    )
+    ssh_allow_from: list[IPv4Network] = Field(
+        min_length=1, description="Networks that may reach the instances' SSH port: the controller's address."
+    )
+    cluster_network: Literal["private", "public"] = Field(
+        "private",
+        description="The addresses the cluster talks over: the VPC's private ones (all hosts in the cloud), or the "
+        "public ones (a cluster mixing inventory hosts and instances; the security group admits only members).",
+    )
+    ssh_wait_s: int = Field(
+        600, ge=0, le=3600, description="How long `up` waits for each new instance's SSH port; 0: not at all."
+    )
+    groups: list[CloudHostGroup] = Field(min_length=1)
+
+    @property
+    def private_key_file(self) -> Path:
+        return self.public_key_file.with_suffix("")
+
+
 class StackConfig(StrictModel):
     """Everything `Pulumi.<stack>.yaml` may set under the `ray-vllm-stack:` namespace."""
 
-    hosts: list[HostConfig] = Field(min_length=1)
+    hosts: list[HostConfig] = Field(
+        [], description="The inventory's hosts, then one per instance of `cloud.groups` (added by validation)."
+    )
+    cloud: CloudConfig | None = None
     model: ModelConfig
     parallelism: Parallelism = Parallelism()
     network: NetworkConfig = NetworkConfig()
@@ -261,6 +345,9 @@ class StackConfig(StrictModel):
     @property
     def head(self) -> HostConfig:
         return next(host for host in self.hosts if host.role == "head")
+
+    def host(self, name: str) -> HostConfig:
+        return next(host for host in self.hosts if host.name == name)
 
     @property
     def accelerator(self) -> Literal["nvidia", "cpu"]:

@@ -7,9 +7,13 @@ from stack.config import HostConfig
 
 
 def ssh_target(host: HostConfig) -> SshTarget:
+    """SSH goes to `ssh.address` where set (a cloud host's public address), else the cluster address."""
+    address = host.ssh.address or host.address
+    if address is None:
+        raise ValueError(f"{host.name}: no address yet; a cloud host gets its own once its instance runs")
     return SshTarget(
         name=host.name,
-        address=str(host.address),
+        address=str(address),
         user=host.ssh.user,
         port=host.ssh.port,
         key_file=str(host.ssh.key_file),

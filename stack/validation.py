@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from artifacts.debs import RELEASES
+from stack.cloud import check_cloud, with_cloud_hosts
 from stack.config import SECRET_KEYS, HostConfig, StackConfig
 from stack.planner.plan import layout_size_problem, partition_problems
 from stack.planner.shape import read_config_json
@@ -87,6 +88,14 @@ PATTERN_HINTS = {
     "url": "use a plain http(s) URL such as https://repo.example.com/cuda/debian12/x86_64",
     "name": "use letters, digits, spaces and `._()+-`",
     "suite": "use `/` for a flat repository or a suite name such as bookworm",
+    "groups.name": "use lower-case letters, digits and `-`, starting with a letter, at most 50 (it names the group's hosts)",
+    "[key]": "use a key of letters, digits and `_.:/=+@-`",
+    "tags": "use a tag value of letters, digits, spaces and `_.:/=+@-`",
+    "image": "use an AMI id: `ami-` and 8 or 17 hex digits, as the EC2 console shows it",
+    "subnet_id": "use a subnet id: `subnet-` and 8 or 17 hex digits",
+    "region": "use an AWS region name such as us-east-1",
+    "instance_type": "use an EC2 instance type name such as g6e.xlarge",
+    "ssh_user": "use a login name: lower-case letters, digits, `_` or `-`, starting with a letter or `_`",
     **dict.fromkeys(
         ("debian_mirror", "debian_security_mirror", "ubuntu_mirror"),
         "use a plain http(s) URL such as http://deb.debian.org/debian, or file:///<path> of a mirror on the controller",
@@ -120,6 +129,10 @@ def load_stack_config(raw: dict[str, Any], secret_keys: set[str], root: Path) ->
     except ValidationError as error:
         problems += new([_describe(item, hosts_source) for item in error.errors()])
         raise ConfigError(problems) from None
+    cloud_problems = new([f"{key}: {message}" for key, message in check_cloud(config)])
+    if cloud_problems:  # the cloud's hosts cannot be made, so the checks across hosts would mislead
+        raise ConfigError(problems + cloud_problems)
+    config = with_cloud_hosts(config)
     problems += new([f"{key}: {message}" for key, message in check_stack(config)])
     if problems:
         raise ConfigError(problems)
@@ -127,7 +140,10 @@ def load_stack_config(raw: dict[str, Any], secret_keys: set[str], root: Path) ->
 
 
 def check_stack(config: StackConfig) -> Iterator[tuple[str, str]]:
-    """Rules across fields; yields (config key, message with the fix)."""
+    """Rules across fields, over the inventory's and the cloud's hosts alike; yields (config key, message with the fix)."""
+    if not config.hosts:
+        yield "hosts", "the stack has no hosts; list them in `inventory` (or `hosts`), or rent them with `cloud.groups`"
+        return
     yield from _check_roles(config.hosts)
     yield from _check_unique_hosts(config.hosts)
     yield from _check_hosts_gpus(config.hosts)
@@ -227,6 +243,9 @@ def _resolve_paths(raw: dict[str, Any], root: Path) -> dict[str, Any]:
         for key in ("tls_cert_file", "tls_key_file"):
             if key in security:
                 security[key] = absolute(security[key])
+    cloud = raw.get("cloud")
+    if isinstance(cloud, dict) and "public_key_file" in cloud:
+        cloud["public_key_file"] = absolute(cloud["public_key_file"])
     model = raw.get("model")
     if isinstance(model, dict):
         for key in ("path", "config_json"):
@@ -248,8 +267,11 @@ def _describe(error: dict[str, Any], hosts_source: str) -> str:
     if location and location[0] in SECRET_KEYS:
         return f"{key}: {error['msg']} (the value is a secret and is not shown)"
     if error["type"] == "string_pattern_mismatch":
-        field = next((part for part in reversed(location) if isinstance(part, str)), "")
-        hint = PATTERN_HINTS.get(field, f"it must match {error['ctx']['pattern']}")
+        # The most specific hint: `groups.name` before `name`; a dict's key or value by the dict's name.
+        names = [part for part in location if isinstance(part, str)]
+        candidates = [".".join(names[-2:]), names[-1] if names else "", *reversed(names[:-1])]
+        hint = next((PATTERN_HINTS[name] for name in candidates if name in PATTERN_HINTS), None)
+        hint = hint or f"it must match {error['ctx']['pattern']}"
         return f"{key}: {error['input']!r} is not allowed; {hint}"
     if error["type"] == "extra_forbidden":
         suggestion = _suggest(location)
@@ -297,7 +319,7 @@ def _check_roles(hosts: list[HostConfig]) -> Iterator[tuple[str, str]]:
 
 def _check_unique_hosts(hosts: list[HostConfig]) -> Iterator[tuple[str, str]]:
     for field in ("name", "address"):
-        counts = Counter(str(getattr(host, field)) for host in hosts)
+        counts = Counter(str(getattr(host, field)) for host in hosts if getattr(host, field) is not None)
         for value, count in counts.items():
             if count > 1:
                 yield f"hosts[].{field}", f"{value} is used by {count} hosts; each host needs its own {field}"
@@ -322,7 +344,7 @@ def _check_pushed_release(hosts: list[HostConfig]) -> Iterator[tuple[str, str]]:
 
 def _check_ssh_keys(hosts: list[HostConfig]) -> Iterator[tuple[str, str]]:
     for index, host in enumerate(hosts):
-        if not host.ssh.key_file.is_file():
+        if host.cloud_group is None and not host.ssh.key_file.is_file():
             yield (
                 f"hosts[{index}].ssh.key_file",
                 f"{host.ssh.key_file} does not exist; point it at the private key that logs in to {host.name}",
@@ -342,7 +364,7 @@ def _check_sudo(hosts: list[HostConfig]) -> Iterator[tuple[str, str]]:
 def _check_subnet(config: StackConfig) -> Iterator[tuple[str, str]]:
     subnet = config.network.subnet
     for index, host in enumerate(config.hosts):
-        if subnet is not None and host.address not in subnet:
+        if subnet is not None and host.address is not None and host.address not in subnet:
             yield f"hosts[{index}].address", f"{host.address} is outside network.subnet {subnet}; fix one of them"
 
 

@@ -85,3 +85,25 @@ def raw_config(ssh_key: Path, model_dir: Path) -> dict:
         "model": {"path": str(model_dir), "served_name": "tiny"},
         "parallelism": {"pipeline_size": 2},
     }
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory) -> str:
+    """A local EC2 API (`moto_server` on a free loopback port) for the session's cloud tests."""
+    from tests.support.moto_ec2 import moto_server
+
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto_server.log") as url:
+        yield url
+
+
+@pytest.fixture
+def moto_ec2(moto_endpoint, monkeypatch) -> str:
+    """An empty account on the session's moto_server, and fake credentials in boto3's default chain."""
+    from tests.support.moto_ec2 import FAKE_CREDENTIALS, reset
+
+    for name, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    reset(moto_endpoint)
+    return moto_endpoint

@@ -13,6 +13,7 @@ FLOORS = {
     "artifacts": 1,  # the controller's caches: package sets, wheelhouses, debs, weights, manifests
     "models": 1,  # the tiny lab model's generator
     "deploys": 2,  # pyinfra: facts, operations, deploys, the runner; every node path
+    "cloud": 2,  # cloud APIs through their SDKs (boto3), and the instance types' facts
     "lab": 2,  # simulated hosts
     "tools": 2,  # setup, the language host, the chat client
     "stack": 3,  # pure stack logic: config, validation, planner, renderers, the node-step table
@@ -26,6 +27,7 @@ FLOORS = {
 TOOL_HOMES = {
     "pulumi": {"components", "__main__", "examples", "bench", "tools"},
     "pyinfra": {"deploys", "pyinfra_deploy"},
+    "boto3": {"cloud"},
 }
 """Where each tool's code may live: a module elsewhere that imports it holds another tool's code."""
 

@@ -33,15 +33,22 @@ class PulumiProject:
         packages, caches = ("artifacts", "plugins"), (".cache", ".tools", ".lab")
         for name in packages if own_packages else ():
             shutil.copytree(REPO_ROOT / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
-        for shared in ("deploys", "stack", "components", "models", ".venv", *(caches if own_packages else packages)):
+        for shared in ("deploys", "cloud", "stack", "components", "models", ".venv", *(caches if own_packages else packages)):
             (workdir / shared).symlink_to(REPO_ROOT / shared)
         self.env = scratch_pulumi_env(workdir, passphrase="engine-tests")
 
     def new_stack(self, name: str, config: dict) -> None:
         """Writes `Pulumi.<name>.yaml` with `config` (keys without the namespace) and selects it."""
-        document = {"config": {f"ray-vllm-stack:{key}": value for key, value in config.items()}}
-        (self.workdir / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(document))
+        self.new_stack_config(name, config)
         self.run("stack", "init", name)
+
+    def new_stack_config(self, name: str, config: dict) -> None:
+        """(Re)writes the config of `Pulumi.<name>.yaml` with `config` (keys without the namespace),
+        keeping what `stack init` wrote there (the encryption salt)."""
+        path = self.workdir / f"Pulumi.{name}.yaml"
+        document = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+        document["config"] = {f"ray-vllm-stack:{key}": value for key, value in config.items()}
+        path.write_text(yaml.safe_dump(document))
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """`pulumi <args>` to its end (at most 15 min). Its output goes to files, not pipes: a process

@@ -1,0 +1,1 @@
+"""Cloud GPU hosts: the AWS API through the official SDK (boto3), and the facts of instance types."""

@@ -1,0 +1,63 @@
+"""A local EC2 API for the cloud tests: `moto_server` on a free loopback port, with instance types
+checked against AWS's list (else RunInstances accepts made-up ones), and fake credentials in the
+environment so boto3's default chain finds them (nothing of the real account is ever read)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.request import urlopen
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+"""moto accepts any; these keep boto3 from looking for a profile, SSO or an instance role."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def moto_server(log: Path) -> Iterator[str]:
+    """Starts moto_server and yields its endpoint URL; stops it (by its own pid) afterwards."""
+    port = free_port()
+    env = {**os.environ, **FAKE_CREDENTIALS, "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true"}
+    server = Path(sys.executable).parent / "moto_server"
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urlopen(f"{url}/moto-api/", timeout=2).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def reset(url: str) -> None:
+    """Forgets every resource moto holds: each test starts from an empty account."""
+    urlopen(f"{url}/moto-api/reset", data=b"", timeout=10).close()
