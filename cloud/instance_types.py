@@ -1,4 +1,4 @@
-"""What an EC2 GPU instance type brings, known before anything exists, so `pulumi preview` can plan.
+"""What an EC2 instance type brings, known before anything exists, so `pulumi preview` can plan.
 
 The planner needs each host's GPUs at preview, when no instance runs yet; asking AWS then would
 need credentials (and a network) for a preview. So the stack ships this table: one row per type it
@@ -54,6 +54,10 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
         InstanceType("g6e.12xlarge", "L40S", 4, 45776, 48, 393216, 10.493),
         InstanceType("p4d.24xlarge", "A100", 8, 40960, 96, 1179648, 21.96),
         InstanceType("p5.48xlarge", "H100", 8, 81920, 192, 2097152, 55.04),
+        # CPU only: a CPU node serves small models with vLLM's CPU build (the lab's end-to-end test
+        # maps such instances to its hosts).
+        InstanceType("m7i.xlarge", "", 0, 0, 4, 16384, 0.2016),
+        InstanceType("m7i.2xlarge", "", 0, 0, 8, 32768, 0.4032),
     )
 }
 

@@ -35,12 +35,13 @@ def cloud_hosts(cloud: CloudConfig) -> list[HostConfig]:
     for group in cloud.groups:
         row = instance_type(group.instance_type)
         gpus = [Gpu(name=row.gpu_name, memory_gb=row.gpu_memory_gb)] * row.gpu_count
-        ssh = SshSettings(user=group.ssh_user, key_file=cloud.private_key_file)
+        ssh = SshSettings(user=group.ssh_user, key_file=cloud.private_key_file, host_keys=group.host_keys)
+        accelerator = "nvidia" if gpus else "cpu"
         for name in names[group.name]:
             hosts.append(
                 HostConfig(
-                    name=name, address=None, ssh=ssh, role=group.role, accelerator="nvidia", gpus=gpus,
-                    os=group.os, route_out=True, cloud_group=group.name,
+                    name=name, address=None, ssh=ssh, role=group.role, accelerator=accelerator, gpus=gpus,
+                    os=group.os, route_out=group.route_out, cloud_group=group.name,
                 )  # fmt: skip
             )
     return hosts

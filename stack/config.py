@@ -270,6 +270,16 @@ class CloudHostGroup(StrictModel):
     disk_gb: int = Field(200, ge=8, le=16384, description="The root volume (gp3), GiB: the venv and weights live there.")
     subnet_id: SubnetId | None = Field(None, description="The subnet (and so the VPC); the default VPC's otherwise.")
     ssh_user: PosixUser = Field("ubuntu", description="The image's login user (ubuntu, debian, admin...).")
+    host_keys: Literal["accept-new", "ignore"] = Field(
+        "accept-new",
+        description="As `hosts[].ssh.host_keys`: `ignore` needs `security.allow_unverified_host_keys` (a recycled "
+        "address then reaches a new instance whose key differs).",
+    )
+    route_out: bool = Field(
+        True,
+        description="The subnet reaches the internet (a public IP or a NAT): nodes fetch packages themselves; false "
+        "for a private subnet without one, where the controller pushes everything.",
+    )
     market: Literal["on-demand", "spot"] = Field("on-demand", description="Spot: cheaper, but AWS may take it back.")
     role: Literal["head", "worker"] = Field("worker", description="`head` for a group of count 1 only.")
     tags: dict[TagKey, TagValue] = Field({}, description="Extra tags on the group's instances and volumes.")
