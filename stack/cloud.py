@@ -34,7 +34,7 @@ def cloud_hosts(cloud: CloudConfig) -> list[HostConfig]:
     names = group_host_names(cloud)
     for group in cloud.groups:
         row = instance_type(group.instance_type)
-        gpus = [Gpu(name=row.gpu_name, memory_gb=row.gpu_memory_gb)] * row.gpu_count
+        gpus = [Gpu(name=row.gpu_name, memory_gb=row.gpu_memory_gb)] * row.gpu_count if row.gpu_count else []
         ssh = SshSettings(user=group.ssh_user, key_file=cloud.private_key_file, host_keys=group.host_keys)
         accelerator = "nvidia" if gpus else "cpu"
         for name in names[group.name]:

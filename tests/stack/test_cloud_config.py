@@ -13,6 +13,7 @@ from artifacts.paths import REPO_ROOT
 from stack.cloud import hourly_cost, ingress_rules, ssh_rules, with_addresses
 from stack.serving import serving_plan
 from stack.validation import ConfigError, load_stack_config
+from tests.support.lab_nodes import TINY_MODEL
 
 MODEL = {
     "huggingface": "Qwen/Qwen2.5-32B-Instruct-AWQ@5c7cb76a268fc6cfbb9c4777eb24ba6e27f9ee6c",
@@ -70,6 +71,20 @@ def test_cloud_hosts_are_planned_like_inventory_hosts(raw):
     assert config.hosts[0].ssh.key_file == config.cloud.public_key_file.with_suffix("")
     plan = serving_plan(config, "/models/qwen")
     assert (plan.layer_partition, plan.max_model_len) == ([44, 20], 32768)
+
+
+def test_cpu_instances_are_cpu_hosts_with_the_groups_key_and_route_settings(raw):
+    for group in raw["cloud"]["groups"]:
+        group.update(instance_type="m7i.2xlarge", host_keys="ignore", route_out=False)
+    raw["model"] = {"path": str(TINY_MODEL), "served_name": "tiny-qwen2", "dtype": "bfloat16"}
+    raw["security"] = {"allow_unverified_host_keys": True}
+    config = load(raw)
+    assert {(host.accelerator, len(host.gpus), host.ssh.host_keys, host.route_out) for host in config.hosts} == {
+        ("cpu", 0, "ignore", False)
+    }
+    # The control: without the security setting, `ignore` on a rented host is refused.
+    raw["security"] = {}
+    assert any("host_keys" in problem for problem in problems_of(raw))
 
 
 def test_inventory_and_cloud_hosts_mix_in_one_cluster(raw, ssh_key):
