@@ -154,8 +154,8 @@ def instance_outputs(props: dict[str, Any], instance) -> dict[str, Any]:
     """What the stack uses of a running instance: its addresses after `address_map`, and as reported."""
     mapping = props.get("address_map") or {}
     reported = {"private": instance.private_address, "public": instance.public_address}
-    if props["name"] in mapping:
-        mapped = {"private": mapping[props["name"]], "public": None}
+    if props["name"] in mapping:  # the host stands in for the instance: one address, both roles
+        mapped = dict.fromkeys(("private", "public"), mapping[props["name"]])
     else:
         mapped = {kind: mapping.get(address, address) if address else None for kind, address in reported.items()}
     return {

@@ -51,7 +51,7 @@ def test_the_address_map_points_instances_at_other_hosts(tmp_path):
     assert (outputs["private_address"], outputs["public_address"]) == ("172.31.0.5", "10.201.0.12")
     assert outputs["reported_addresses"] == {"private": "172.31.0.5", "public": "54.1.2.3"}
     by_name = instance_outputs({**INSTANCE, "address_map": {"a10g-1": "10.201.0.12"}}, instance)
-    assert (by_name["private_address"], by_name["public_address"]) == ("10.201.0.12", None)  # SSH and cluster: the lab host
+    assert (by_name["private_address"], by_name["public_address"]) == ("10.201.0.12",) * 2  # SSH and cluster: the lab host
     assert address_map_from({}) == {}
     mapping = tmp_path / "map.json"
     mapping.write_text(json.dumps({"54.1.2.3": "10.201.0.12", "l40s-1": "10.201.0.11"}))
