@@ -33,8 +33,10 @@ from deploys.rollout import Cluster, observe_release, retire_release, roll_out
 from deploys.runner import HostKeyPolicy, SshTarget
 from deploys.specs import ReleaseSpec
 from stack.config import StackConfig
+from stack.disclosed import serving_inputs
 from stack.firewall import required_ports
 from stack.hosts import host_key_policy, ssh_target
+from stack.ray_units import dashboard_host
 from stack.release import release_secrets, release_spec
 from stack.serving import ServingPlan
 from stack.vllm_unit import endpoint_url
@@ -149,7 +151,8 @@ class Serving(pulumi.ComponentResource):
     openai_base_url: pulumi.Output[str]
 
     def __init__(self, name: str, args: ServingArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("ray-vllm-stack:index:Serving", name, None, opts)
+        # Its inputs state the plan, the listeners and Ray's auth (`stack.disclosed`) to previews and policies.
+        super().__init__("ray-vllm-stack:index:Serving", name, serving_inputs(args.config, args.plan), opts)
         config = args.config
         certificate = args.certificate if args.certificate is not None else pulumi.Output.from_input(None)
         secrets = pulumi.Output.all(args.ray_token, args.api_key, certificate).apply(
@@ -161,9 +164,8 @@ class Serving(pulumi.ComponentResource):
         )  # fmt: skip
         head, ports = config.head, config.ports
         self.ray_address = pulumi.Output.from_input(f"{head.address}:{ports.gcs}")
-        dashboard_host = head.address if config.security.dashboard_bind == "cluster" else "127.0.0.1"
         self.dashboard_url = pulumi.Output.from_input(
-            f"http://{dashboard_host}:{ports.dashboard}" if config.ray.dashboard else None
+            f"http://{dashboard_host(head, config.security)}:{ports.dashboard}" if config.ray.dashboard else None
         )
         self.required_ports = pulumi.Output.from_input(required_ports(head, ports, config.security, config.ray))
         self.endpoint_url = release.id.apply(lambda _: endpoint_url(config))
