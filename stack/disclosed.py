@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from stack.config import StackConfig
 from stack.node_steps import NodeInputs, steps_for
-from stack.ray_units import HEAD_UNIT, RAY_AUTH_ENVIRONMENT, dashboard_host
+from stack.ray_units import HEAD_UNIT, RAY_AUTH_ENVIRONMENT, dashboard_host, ray_secrets
 from stack.serving import ServingPlan
-from stack.vllm_unit import API_FRONT_UNIT, VLLM_HOST, VLLM_UNIT, api_host
+from stack.vllm_unit import API_FRONT_UNIT, VLLM_HOST, VLLM_UNIT, api_front_secrets, api_host, vllm_secrets
 
 ALL_INTERFACES = "0.0.0.0"
 """Ray 2.60 binds its GCS and client server on every interface whatever `--node-ip-address` says
@@ -22,8 +22,19 @@ ALL_INTERFACES = "0.0.0.0"
 
 
 def serving_inputs(config: StackConfig, plan: ServingPlan) -> dict:
-    """The `Serving` component's inputs: the planner's decision, who listens where, Ray's auth mode."""
-    return {"plan": plan_stated(config, plan), "listeners": listeners(config), "ray_auth": RAY_AUTH_ENVIRONMENT["RAY_AUTH_MODE"]}
+    """The `Serving` component's inputs: the planner's decision, who listens where, Ray's auth mode,
+    and which secret files carry each secret (so a rotation names the units that read it)."""
+    return {
+        "plan": plan_stated(config, plan),
+        "listeners": listeners(config),
+        "ray_auth": RAY_AUTH_ENVIRONMENT["RAY_AUTH_MODE"],
+        "secret_files": secret_files(),
+    }
+
+
+def secret_files() -> dict[str, list[str]]:
+    """Config secret -> the paths of the release's secret files that hold it (paths only)."""
+    return {"ray_token": sorted(ray_secrets("")), "api_key": sorted({**vllm_secrets(""), **api_front_secrets("", None)})}
 
 
 def plan_stated(config: StackConfig, plan: ServingPlan) -> dict:

@@ -59,7 +59,8 @@ def applied_resources(steps: list[dict], secrets: dict[str, str]) -> list[dict]:
         state = step.get("newState") or step["oldState"]
         resource = {key: state[key] for key in ("urn", "custom", "type", "parent", "dependencies",
                                                 "propertyDependencies", "additionalSecretOutputs") if key in state}  # fmt: skip
-        inputs = {key: _recorded(key, value, secrets) for key, value in (state.get("inputs") or {}).items()}
+        given = state.get("inputs") or {}
+        inputs = {key: _recorded(key, value, given, secrets) for key, value in given.items()}
         resource["inputs"] = inputs
         if state["custom"]:
             provider_urn = state["provider"].rsplit("::", 1)[0]
@@ -98,10 +99,13 @@ def _provider(urn: str, index: int) -> dict:
             "inputs": {}, "outputs": {}}  # fmt: skip
 
 
-def _recorded(key: str, value: Any, secrets: dict[str, str]) -> Any:
-    """An input as `up` would have stored it: the release's secret files filled in, unknowns null."""
+def _recorded(key: str, value: Any, inputs: dict, secrets: dict[str, str]) -> Any:
+    """An input as `up` would have stored it: the release's secret files and each `SecretVersion`'s
+    value filled in, unknowns null."""
     if key == "secrets" and value == "[secret]":
         return _secret(release_secrets(secrets["ray_token"], secrets["api_key"], None))
+    if key == "value" and value == "[secret]" and inputs.get("secret") in secrets:
+        return _secret(secrets[inputs["secret"]])
     if value == UNKNOWN:
         return None
     return value
