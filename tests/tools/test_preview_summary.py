@@ -73,3 +73,11 @@ def test_the_cli_renders_a_saved_preview(tmp_path, capsys):
     out = tmp_path / "comment.md"
     assert main(["--preview-json", str(PREVIEWS / "gpu-pair-changed.json"), "--stack", "gpu-pair", "--out", str(out)]) == 0
     assert out.read_text().startswith("### `pulumi preview` of gpu-pair\n\n10 create, 5 update, 24 same")
+
+
+def test_the_readme_example_is_the_renderers_output():
+    from artifacts.paths import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    example = readme.split("<!-- review-example -->\n")[1]
+    assert example == render(recorded("gpu-pair-changed.json"), "gpu-pair")
