@@ -20,6 +20,7 @@ from components.artifacts import DebPackages, ModelArtifact, PythonInterpreter, 
 from components.hosts import HostFacts
 from components.provisioning import NodeStep
 from deploys.runner import HostKeyPolicy
+from stack.disclosed import node_inputs_stated
 from stack.fingerprint import fingerprint
 from stack.hosts import ssh_target
 from stack.node_steps import NodeInputs, pushed_release, steps_for, with_artifacts
@@ -55,7 +56,8 @@ class Node(pulumi.ComponentResource):
     pushed_bytes: pulumi.Output[int]
 
     def __init__(self, name: str, args: NodeArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("ray-vllm-stack:index:Node", name, None, opts)
+        # Its inputs state the host, its host-key check and its steps (`stack.disclosed`) to previews and policies.
+        super().__init__("ray-vllm-stack:index:Node", name, node_inputs_stated(args.inputs), opts)
         host = args.inputs.host
         if args.wheelhouse.accelerator != host.accelerator:
             raise ValueError(

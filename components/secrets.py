@@ -88,6 +88,34 @@ class GeneratedCertificate(Resource):
         )
 
 
+class _SecretVersionProvider(ResourceProvider):
+    """Tells a preview *that* a secret changes, by name, never what it is: the engine's own diff of a
+    secret input is not in `pulumi preview --json`, so this provider compares the value itself (it
+    sees it decrypted) and reports an update. Touches no host; nothing restarts because of it."""
+
+    def create(self, props):
+        return CreateResult(id_=secrets.token_hex(8), outs=props)
+
+    def diff(self, _id, olds, news):
+        changed = olds.get("value") != news.get("value") or olds.get("secret") != news.get("secret")
+        return DiffResult(changes=changed, replaces=[], delete_before_replace=False)
+
+    def update(self, _id, olds, news):
+        return UpdateResult(outs=news)
+
+
+class SecretVersion(Resource, module="secrets", name="SecretVersion"):
+    """One named secret as the cluster uses it: an update in a preview means it rotates (`tools.review`)."""
+
+    def __init__(self, name: str, secret: str, value: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None):
+        super().__init__(
+            _SecretVersionProvider(),
+            name,
+            {"secret": secret, "value": pulumi.Output.secret(value)},
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["value"])),
+        )
+
+
 @dataclass(frozen=True)
 class ClusterSecretsArgs:
     ray_token: SecretStr | None
@@ -101,12 +129,19 @@ class ClusterSecrets(pulumi.ComponentResource):
     def __init__(self, name: str, args: ClusterSecretsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ray-vllm-stack:index:ClusterSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.ray_token = self._secret(f"{name}-ray-token", args.ray_token, child)
-        self.api_key = self._secret(f"{name}-api-key", args.api_key, child)
+        self.ray_token = self._secret(name, "ray_token", args.ray_token, child)
+        self.api_key = self._secret(name, "api_key", args.api_key, child)
         self.register_outputs({"ray_token": self.ray_token, "api_key": self.api_key})
 
     @staticmethod
-    def _secret(name: str, configured: SecretStr | None, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    def _secret(
+        prefix: str, key: str, configured: SecretStr | None, opts: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
+        """The configured value of config key `key`, else one generated once; and its `SecretVersion`."""
+        name = f"{prefix}-{key.replace('_', '-')}"
         if configured is not None:
-            return pulumi.Output.secret(configured.get_secret_value())
-        return pulumi.Output.secret(GeneratedSecret(name, opts).value)
+            value = pulumi.Output.secret(configured.get_secret_value())
+        else:
+            value = pulumi.Output.secret(GeneratedSecret(name, opts).value)
+        SecretVersion(f"{name}-version", key, value, opts)
+        return value

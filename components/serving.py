@@ -33,8 +33,10 @@ from deploys.rollout import Cluster, observe_release, retire_release, roll_out
 from deploys.runner import HostKeyPolicy, SshTarget
 from deploys.specs import ReleaseSpec
 from stack.config import StackConfig
+from stack.disclosed import serving_inputs
 from stack.firewall import required_ports
 from stack.hosts import host_key_policy, ssh_target
+from stack.ray_units import dashboard_host
 from stack.release import release_secrets, release_spec
 from stack.serving import ServingPlan
 from stack.vllm_unit import endpoint_url
@@ -151,8 +153,7 @@ class ServingArgs:
 def dashboard_url(config: StackConfig) -> str | None:
     if not config.ray.dashboard:
         return None
-    host = config.head.address if config.security.dashboard_bind == "cluster" else "127.0.0.1"
-    return f"http://{host}:{config.ports.dashboard}"
+    return f"http://{dashboard_host(config.head, config.security)}:{config.ports.dashboard}"
 
 
 class Serving(pulumi.ComponentResource):
@@ -163,7 +164,8 @@ class Serving(pulumi.ComponentResource):
     openai_base_url: pulumi.Output[str]
 
     def __init__(self, name: str, args: ServingArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("ray-vllm-stack:index:Serving", name, None, opts)
+        # Its inputs state the plan, the listeners and Ray's auth (`stack.disclosed`) to previews and policies.
+        super().__init__("ray-vllm-stack:index:Serving", name, serving_inputs(args.config, args.plan), opts)
         config = args.config
         certificate = args.certificate if args.certificate is not None else pulumi.Output.from_input(None)
         secrets = pulumi.Output.all(args.ray_token, args.api_key, certificate).apply(

@@ -35,6 +35,11 @@ def device_groups(host: HostConfig) -> tuple[str, ...]:
     return NVIDIA_DEVICE_GROUPS if host.accelerator == "nvidia" else ()
 
 
+def dashboard_host(head: HostConfig, security: SecurityConfig) -> str:
+    """The address the Ray dashboard (and job submission) listens on."""
+    return str(head.address) if security.dashboard_bind == "cluster" else "127.0.0.1"
+
+
 def node_resources(host: HostConfig) -> tuple[list[str], dict[str, float]]:
     """(`ray start` flags, the resources the node must show once alive) for its accelerator."""
     if host.accelerator == "nvidia":
@@ -49,13 +54,12 @@ def ray_start_command(
     is_head = host.name == head.name
     command = [f"{venv}/bin/ray", "start", "--block", "--disable-usage-stats", f"--node-ip-address={host.address}"]
     if is_head:
-        dashboard_host = str(head.address) if security.dashboard_bind == "cluster" else "127.0.0.1"
         command += [
             "--head",
             f"--port={ports.gcs}",
             f"--ray-client-server-port={ports.ray_client}",
             f"--include-dashboard={'true' if ray.dashboard else 'false'}",
-            f"--dashboard-host={dashboard_host}",
+            f"--dashboard-host={dashboard_host(head, security)}",
             f"--dashboard-port={ports.dashboard}",
         ]
     else:

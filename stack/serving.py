@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stack.config import StackConfig
-from stack.planner import ModelShape, PlanningError, plan
+from stack.planner import CapacityPlan, ModelShape, PlanningError, plan
 from stack.planner.plan import vllm_layout_settings
 from stack.validation import ConfigError
 
@@ -22,6 +22,9 @@ class ServingPlan:
     model_path: str
     layer_partition: list[int] | None
     max_model_len: int | None
+    capacity: CapacityPlan | None = None
+    """The planner's whole decision on GPU stacks (memory per GPU, needed vs budget), stated to
+    reviewers and policies (`stack.disclosed`); None on CPU stacks, which take the config as given."""
 
     def vllm_layout(self, config: StackConfig) -> tuple[dict[str, str], list[str]]:
         """The layout's environment and flags, rendered by the planner's one renderer; the memory share
@@ -61,5 +64,5 @@ def serving_plan(config: StackConfig, model_path: str) -> ServingPlan:
     if not decided.fits:
         raise ConfigError([f"hosts[].gpus: {decided.shortfall_message()}"])
     partition = decided.layer_partition if layout.pipeline_size > 1 else None
-    return ServingPlan(model_path, partition, decided.max_model_len)
+    return ServingPlan(model_path, partition, decided.max_model_len, decided)
 

@@ -33,6 +33,8 @@ API_FRONT_PROGRAM = "api_front.py"
 VLLM_READY_TIMEOUT_S = 900
 """Loading weights and, on GPUs, compiling CUDA graphs; the lab's CPU build needs about a minute."""
 API_FRONT_READY_TIMEOUT_S = 60
+VLLM_HOST = "127.0.0.1"
+"""vLLM's own server listens on the head's loopback only: it checks its key under /v1 alone."""
 
 
 def api_host(config: StackConfig) -> str:
@@ -49,7 +51,7 @@ def endpoint_url(config: StackConfig) -> str:
 
 def vllm_url(config: StackConfig) -> str:
     """vLLM itself, reachable from the head only."""
-    return f"http://127.0.0.1:{config.ports.vllm}"
+    return f"http://{VLLM_HOST}:{config.ports.vllm}"
 
 
 def vllm_command(config: StackConfig, plan: ServingPlan, venv: str) -> list[str]:
@@ -62,7 +64,7 @@ def vllm_command(config: StackConfig, plan: ServingPlan, venv: str) -> list[str]
         *settings.extra_args,
         f"--model={plan.model_path}",
         f"--served-model-name={model.served_name}",
-        "--host=127.0.0.1",
+        f"--host={VLLM_HOST}",
         f"--port={config.ports.vllm}",
         *plan.vllm_layout(config)[1],
         "--distributed-executor-backend=ray",

@@ -23,6 +23,7 @@ FLOORS = {
     "pyinfra_deploy": 5,
     "examples": 5,
     "bench": 5,
+    "policy": 5,  # the policy pack: reads resource inputs, imports nothing of the project
 }
 TOOL_HOMES = {
     "pulumi": {"components", "__main__", "examples", "bench", "tools"},

@@ -8,6 +8,10 @@ contract over the SDK's own generated stubs and delegates the real work to Pulum
 
 The engine starts it as `pulumi-language-python [-flags...] <engine-address>`, reads the port
 it listens on from the first line of stdout, and calls `Run` once per preview/update.
+
+It also runs Python policy packs (`pulumi preview --policy-pack <dir>`): since 3.1xx the engine
+starts a pack whose PulumiPolicy.yaml says `runtime: python` through the language host's
+`RunPlugin` (kind `analyzer`); the dedicated `pulumi-analyzer-policy-python` shim is gone.
 """
 
 import importlib.util
@@ -15,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import types
 from concurrent import futures
 from pathlib import Path
@@ -34,7 +39,7 @@ def _bare_sdk_packages() -> None:
 _bare_sdk_packages()
 
 import grpc  # noqa: E402
-from google.protobuf import empty_pb2  # noqa: E402
+from google.protobuf import empty_pb2, json_format  # noqa: E402
 from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2  # noqa: E402
 
 # Exit status with which the exec script says it already showed the user an actionable error.
@@ -93,6 +98,27 @@ class PythonLanguageRuntime(language_pb2_grpc.LanguageRuntimeServicer):
             error=f"program exited with non-zero exit code: {status}"
         )
 
+    def RunPlugin(self, request, context):
+        """Runs a policy pack as Pulumi's Go host does: `python -u -m pulumi.policy <args> <pack dir>`
+        in the pack's folder, with the interpreter of the pack's `virtualenv` option (relative to the
+        pack, as in PulumiPolicy.yaml) or this host's own; its stdout (the first line is the
+        analyzer's port) and stderr stream back, then its exit code. The Go host also proxies the
+        analyzer to pass the stack's config in the environment; the engine hands the same config to
+        the pack's `ConfigureStack`, which pulumi_policy serves, so packs that read it still get it."""
+        if request.kind != "analyzer":
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"only policy packs run as plugins here, not {request.kind!r}")
+        pack = request.info.program_directory
+        options = json_format.MessageToDict(request.info.options)
+        python = os.path.join(pack, options["virtualenv"], "bin", "python") if "virtualenv" in options else sys.executable
+        process = subprocess.Popen(
+            [python, "-u", "-m", "pulumi.policy", *request.args, pack], cwd=pack,
+            env=dict(entry.split("=", 1) for entry in request.env if "=" in entry),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        context.add_callback(process.kill)  # the engine cancels the call when it is done with the pack
+        yield from _streamed(process)
+        yield language_pb2.RunPluginResponse(exitcode=process.wait())
+
     def _exec_arguments(self, request) -> list[str]:
         flags = {
             "monitor": request.monitor_address,
@@ -107,6 +133,33 @@ class PythonLanguageRuntime(language_pb2_grpc.LanguageRuntimeServicer):
         }
         arguments = [item for key, value in flags.items() if value for item in (f"--{key}", value)]
         return [*arguments, request.info.entry_point or ".", *request.args]
+
+
+def _streamed(process: subprocess.Popen):
+    """The process's stdout and stderr as `RunPluginResponse`s, in the order they arrive, until both close."""
+    chunks: list = []
+    arrived = threading.Condition()
+
+    def pump(stream, field: str) -> None:
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            with arrived:
+                chunks.append(language_pb2.RunPluginResponse(**{field: chunk}))
+                arrived.notify()
+        with arrived:
+            chunks.append(None)
+            arrived.notify()
+
+    for stream, field in ((process.stdout, "stdout"), (process.stderr, "stderr")):
+        threading.Thread(target=pump, args=(stream, field), daemon=True).start()
+    open_streams = 2
+    while open_streams:
+        with arrived:
+            arrived.wait_for(lambda: chunks)
+            chunk = chunks.pop(0)
+        if chunk is None:
+            open_streams -= 1
+        else:
+            yield chunk
 
 
 def main(argv: list[str]) -> None:

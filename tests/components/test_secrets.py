@@ -46,3 +46,14 @@ def test_certificate_update_keeps_certificate_and_key():
     olds = {**CERTIFICATE, "__provider": OLD_PROVIDER}
     news = {**CERTIFICATE_INPUTS, "__provider": NEW_PROVIDER}
     assert _GeneratedCertificateProvider().update("id", olds, news).outs == CERTIFICATE
+
+
+def test_a_secret_version_updates_only_when_the_value_changes():
+    from components.secrets import _SecretVersionProvider
+
+    provider = _SecretVersionProvider()
+    olds = {"secret": "api_key", "value": "one", "__provider": OLD_PROVIDER}
+    assert provider.diff("id", olds, {**olds, "__provider": NEW_PROVIDER}).changes is False
+    rotated = provider.diff("id", olds, {**olds, "value": "two"})
+    assert (rotated.changes, rotated.replaces) == (True, [])
+    assert provider.update("id", olds, {"secret": "api_key", "value": "two"}).outs == {"secret": "api_key", "value": "two"}

@@ -45,6 +45,8 @@ def test_preview_of_the_dev_stack_lists_its_resources_without_reaching_hosts(
         ("ray-vllm-stack:index:ClusterSecrets", "cluster"),
         ("pulumi-python:dynamic:Resource", "cluster-ray-token"),
         ("pulumi-python:dynamic:Resource", "cluster-api-key"),
+        # Each names its secret's rotation in a preview (`tools.review`), never its value.
+        *(("pulumi-python:dynamic/secrets:SecretVersion", f"cluster-{key}-version") for key in ("ray-token", "api-key")),
         ("pulumi-python:dynamic/artifacts:PythonInterpreter", "python"),
         ("pulumi-python:dynamic/artifacts:Wheelhouse", "wheelhouse"),
         ("pulumi-python:dynamic/artifacts:ModelArtifact", "model"),
