@@ -25,7 +25,7 @@ SECRET_SIGNATURE = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75f
 """How a deployment marks a secret value (its `plaintext` is JSON; `stack import` encrypts it)."""
 
 RECORDED_ARTIFACTS: dict[str, dict[str, Any]] = {
-    "Wheelhouse": {"path": "/recorded/wheelhouse", "key": "recorded", "lock_file": "requirements.lock",
+    "Wheelhouse": {"path": "/recorded/wheelhouse", "key": "recorded", "lock_file": "requirements.lock", "installer": "installer/uv",
                    "plugin_wheels": [], "packages": ["vllm==0.0.0"], "manifest": "", "manifest_digest": "",
                    "total_bytes": 0, "downloaded_bytes": 0},
     "PythonInterpreter": {"path": "/recorded/python", "key": "recorded", "version": "3.11.2", "glibc_floor": "2.35",
