@@ -268,7 +268,10 @@ def test_a_controller_killed_during_a_release_recovers_with_cancel_refresh_and_u
             assert up.poll() is None and time.monotonic() < deadline, "the release never reached vLLM's unit"
             time.sleep(1)
     finally:
-        os.killpg(up.pid, signal.SIGKILL)  # the group started above: pulumi, its providers, their ssh
+        os.killpg(up.pid, signal.SIGKILL)  # the group started above: pulumi and its ssh
+        # Pulumi starts its language host and providers in process groups of their own, inside the
+        # session started above: end every process of that session, else they outlive the test.
+        subprocess.run(["pkill", "-KILL", "-s", str(up.pid)], timeout=30)
         up.wait(timeout=60)
     locks = sorted(str(path.relative_to(project.workdir)) for path in (project.workdir / "state").rglob("locks/**/*.json"))
     locked = project.run("up", "--yes", "--skip-preview", check=False)
