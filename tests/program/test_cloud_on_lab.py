@@ -20,8 +20,8 @@ import yaml
 from lab import api
 from lab.paths import SSH_KEY
 from tests.program.conftest import PulumiProject, dev_stack_config
-from tests.program.test_cloud_stack_engine import MOTO_AMI, instances, on_moto, running
 from tests.support.lab_nodes import TINY_MODEL
+from tests.support.moto_ec2 import MOTO_AMI, instances, on_moto, running
 from tools.chat import chat
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine]

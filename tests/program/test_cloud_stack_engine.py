@@ -10,18 +10,16 @@ import re
 import subprocess
 from pathlib import Path
 
-import boto3
 import pytest
 import yaml
 
 from artifacts.paths import REPO_ROOT
-from tests.support.moto_ec2 import FAKE_CREDENTIALS
+from tests.support.moto_ec2 import FAKE_CREDENTIALS, MOTO_AMI, instances, on_moto, running
 
 pytestmark = pytest.mark.engine
 
 CLOUD_PROGRAM = REPO_ROOT / "examples" / "cloud_hosts" / "__main__.py"
-MOTO_AMI = "ami-12c6146b"
-"""An image moto knows (its default set); AWS's AMIs are per region and per account view."""
+
 
 
 def ssh_key_pair(directory: Path) -> Path:
@@ -37,33 +35,6 @@ def aws_pair_config(tmp_path: Path, endpoint: str, **cloud) -> dict:
     config["cloud"] = {**config["cloud"], "public_key_file": str(ssh_key_pair(tmp_path)), "endpoint_url": endpoint,
                        **cloud}  # fmt: skip
     return config
-
-
-def on_moto(project, endpoint: str) -> None:
-    project.env.update(FAKE_CREDENTIALS)
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        project.env.pop(name, None)
-    project.ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=endpoint, **_keys())
-
-
-def _keys() -> dict:
-    return {"aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            "aws_session_token": FAKE_CREDENTIALS["AWS_SESSION_TOKEN"]}  # fmt: skip
-
-
-def instances(ec2) -> dict[str, dict]:
-    """Instance id -> {state, type, tags} of every instance moto holds."""
-    found = {}
-    for reservation in ec2.describe_instances()["Reservations"]:
-        for item in reservation["Instances"]:
-            tags = {tag["Key"]: tag["Value"] for tag in item.get("Tags", [])}
-            found[item["InstanceId"]] = {"state": item["State"]["Name"], "type": item["InstanceType"], "tags": tags}
-    return found
-
-
-def running(ec2) -> dict[str, dict]:
-    return {key: value for key, value in instances(ec2).items() if value["state"] == "running"}
 
 
 def test_preview_of_aws_pair_plans_the_split_before_any_instance(pulumi_project, tmp_path, moto_ec2):

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.request import urlopen
 
+import boto3
+
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -61,3 +63,34 @@ def moto_server(log: Path) -> Iterator[str]:
 def reset(url: str) -> None:
     """Forgets every resource moto holds: each test starts from an empty account."""
     urlopen(f"{url}/moto-api/reset", data=b"", timeout=10).close()
+
+
+MOTO_AMI = "ami-12c6146b"
+"""An image moto knows (its default set); AWS's AMIs are per region and per account view."""
+
+
+def on_moto(project, endpoint: str) -> None:
+    project.env.update(FAKE_CREDENTIALS)
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        project.env.pop(name, None)
+    project.ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=endpoint, **_keys())
+
+
+def _keys() -> dict:
+    return {"aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            "aws_session_token": FAKE_CREDENTIALS["AWS_SESSION_TOKEN"]}  # fmt: skip
+
+
+def instances(ec2) -> dict[str, dict]:
+    """Instance id -> {state, type, tags} of every instance moto holds."""
+    found = {}
+    for reservation in ec2.describe_instances()["Reservations"]:
+        for item in reservation["Instances"]:
+            tags = {tag["Key"]: tag["Value"] for tag in item.get("Tags", [])}
+            found[item["InstanceId"]] = {"state": item["State"]["Name"], "type": item["InstanceType"], "tags": tags}
+    return found
+
+
+def running(ec2) -> dict[str, dict]:
+    return {key: value for key, value in instances(ec2).items() if value["state"] == "running"}
